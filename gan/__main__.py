@@ -1,0 +1,116 @@
+"""python -m gan new|info|generate|train|metrics  (each has --help)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import ARCHS, ModelConfig
+from .stylegan2 import NOISE_MODES
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def cmd_new(args) -> int:
+    from .commands import new_model
+    cfg = ModelConfig(arch=args.arch, img_resolution=args.resolution, img_channels=args.channels,
+                      z_dim=args.z_dim, w_dim=args.w_dim if args.arch == "stylegan2" else args.z_dim,
+                      mapping_layers=args.mapping_layers, channel_base=args.channel_base,
+                      channel_max=args.channel_max)
+    folder = new_model(args.out, cfg, seed=args.seed, force=args.force)
+    print(f"wrote {folder}", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .commands import info_json
+    print(info_json(args.model))
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .commands import generate
+    from .seeds import parse_seeds
+    seeds = parse_seeds(args.seeds)
+    written = generate(args.model, seeds, args.out, truncation_psi=args.trunc,
+                       truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, grid=args.grid)
+    print(f"wrote {len(written)} file(s) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gan", description="Train, inspect and sample StyleGAN2 / PGGAN models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("new", help="create a randomly initialised model folder",
+                       description="Create a randomly initialised model folder (config.json + G/D safetensors).")
+    p.add_argument("--arch", choices=ARCHS, default="stylegan2")
+    p.add_argument("--resolution", type=int, required=True, help="output size, a power of two (8..2048)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="1 = greyscale, 3 = RGB")
+    p.add_argument("--channel-base", type=int, default=0,
+                   help="channels at resolution r = min(base / r, max) (PGGAN: min(2 base / r, max)); 0 = official default")
+    p.add_argument("--channel-max", type=int, default=512)
+    p.add_argument("--z-dim", type=positive_int, default=512)
+    p.add_argument("--w-dim", type=positive_int, default=512, help="StyleGAN2 only (PGGAN uses z-dim)")
+    p.add_argument("--mapping-layers", type=positive_int, default=8, help="StyleGAN2 mapping network depth")
+    p.add_argument("--seed", type=int, default=0, help="initialisation seed")
+    p.add_argument("--out", required=True, help="model folder to create")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out")
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("info", help="print a model's architecture and parameter counts as JSON",
+                       description="Print one JSON object: arch, resolutions, latent sizes, parameter counts.")
+    p.add_argument("--model", required=True, help="model folder")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("generate", help="render images for seeds",
+                       description="Render one PNG per seed into a folder, or one grid PNG with --grid.")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--seeds", required=True, help="seeds and inclusive ranges, e.g. 0-7,42")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none, 0.7 = typical)")
+    p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
+    p.add_argument("--noise-mode", choices=NOISE_MODES, default="const")
+    p.add_argument("--grid", action="store_true", help="write one grid PNG to --out instead of a folder")
+    p.add_argument("--out", required=True, help="output folder (or a .png path with --grid)")
+    p.set_defaults(func=cmd_generate)
+
+    try:  # commands from modules that may be absent in a partial checkout
+        from .training import add_train_arguments, train_command
+        p = sub.add_parser("train", help="train a StyleGAN2 or PGGAN model",
+                           description="Train a StyleGAN2 or PGGAN model (also under torchrun).")
+        add_train_arguments(p)
+        p.set_defaults(func=train_command)
+    except ImportError:
+        pass
+    try:
+        from .metrics import add_metrics_arguments, metrics_command
+        p = sub.add_parser("metrics", help="evaluate a model (SWD, MS-SSIM, FID, KID, precision/recall)",
+                           description="Evaluate a model; prints one JSON object and appends it to <model>/metrics.jsonl.")
+        add_metrics_arguments(p)
+        p.set_defaults(func=metrics_command)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (ValueError, OSError) as e:  # user errors: one line, no traceback
+        if os.environ.get("GAN_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Model folders: `config.json` + safetensors. Loading never runs code; writes are atomic.
+
+A model folder holds:
+- `config.json`: {"format_version", "arch", "model": ModelConfig, "training": {...}, "dataset": {...}}
+- `G.safetensors`: generator tensors (a trained model ships its G EMA weights here)
+- `D.safetensors` (optional): discriminator tensors
+
+Every file is written to a temporary name in the same folder and renamed into place, so a crash
+never leaves a half-written file under the real name. `config.json` is written last: its
+presence marks a complete folder. Before any network is built, the config is validated and the
+tensor names and shapes in each safetensors header are compared with what the config implies;
+a mismatch is refused with one line naming the file and the first mismatching tensor.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .config import FORMAT_VERSION, ConfigError, ModelConfig
+from .networks import build_discriminator, build_generator
+
+CONFIG_NAME = "config.json"
+G_NAME = "G.safetensors"
+D_NAME = "D.safetensors"
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin")
+
+
+class CheckpointError(ValueError):
+    """A model folder or file that cannot be used (one-line message naming the file)."""
+
+
+# ---- atomic writes -------------------------------------------------------------------------------
+
+def atomic_write(path: str | Path, write_fn) -> Path:
+    """Call write_fn(tmp_path), fsync, then rename over `path`. The folder must exist."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, obj) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+    return atomic_write(path, write)
+
+
+def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> Path:
+    """safetensors file from a name -> tensor dict (tensors made contiguous CPU copies)."""
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    return atomic_write(path, lambda tmp: save_file(clean, tmp, metadata=meta))
+
+
+def module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and persistent buffers (the state dict) of a module."""
+    return dict(module.state_dict())
+
+
+# ---- saving --------------------------------------------------------------------------------------
+
+def save_model(folder: str | Path, G: nn.Module, cfg: ModelConfig, D: nn.Module | None = None,
+               training: dict | None = None, dataset: dict | None = None) -> Path:
+    """Write a complete model folder. Existing files are replaced atomically, one by one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(folder / G_NAME, module_tensors(G), {"format_version": FORMAT_VERSION, "network": "G"})
+    if D is not None:
+        atomic_save_tensors(folder / D_NAME, module_tensors(D), {"format_version": FORMAT_VERSION, "network": "D"})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "arch": cfg.arch,
+        "model": cfg.to_dict(),
+        "training": training or {},
+        "dataset": dataset or {},
+    }
+    atomic_write_json(folder / CONFIG_NAME, config)
+    return folder
+
+
+# ---- loading -------------------------------------------------------------------------------------
+
+def refuse_pickle(path: Path) -> None:
+    raise CheckpointError(
+        f"{path}: refusing to open a pickle ({path.suffix}) because unpickling can run arbitrary code; "
+        f"give a model folder (config.json + {G_NAME}) instead")
+
+
+def resolve_model_folder(path: str | Path) -> Path:
+    """Accept the folder, or a file inside it; refuse pickles and folders that hold only pickles."""
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        refuse_pickle(path)
+    if path.is_file():
+        path = path.parent
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such model folder (create one with `python -m gan new` or `train`)")
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {G_NAME})")
+    if not (path / CONFIG_NAME).is_file():
+        pickles = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            refuse_pickle(pickles[0])
+        raise CheckpointError(f"{path}: no {CONFIG_NAME} here; is this a model folder? "
+                              "(a training run keeps its final model in <run>/final)")
+    return path
+
+
+def read_config(folder: str | Path) -> tuple[ModelConfig, dict]:
+    """Parse and validate config.json. Returns (ModelConfig, the whole JSON object)."""
+    folder = resolve_model_folder(folder)
+    path = folder / CONFIG_NAME
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable JSON ({e})") from None
+    if not isinstance(raw, dict) or "model" not in raw:
+        raise CheckpointError(f"{path}: missing the 'model' section; not a model config")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format_version {version!r} is not supported (this tool reads "
+                              f"up to {FORMAT_VERSION}); upgrade the tool")
+    try:
+        cfg = ModelConfig.from_dict(raw["model"])
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    if raw.get("arch", cfg.arch) != cfg.arch:
+        raise CheckpointError(f"{path}: 'arch' says {raw['arch']!r} but the model section says {cfg.arch!r}")
+    return cfg, raw
+
+
+def expected_shapes(module_builder, cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes a config implies, computed on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        module = module_builder(cfg)
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from a safetensors header, without reading the data."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def check_shapes(path: Path, expected: dict[str, tuple[int, ...]], cfg_path: Path) -> None:
+    found = file_shapes(path)
+    for name, shape in expected.items():
+        if name not in found:
+            raise CheckpointError(f"{path} does not match {cfg_path}: tensor {name!r} {list(shape)} is missing")
+        if found[name] != shape:
+            raise CheckpointError(f"{path} does not match {cfg_path}: tensor {name!r} has shape "
+                                  f"{list(found[name])}, the config implies {list(shape)}")
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise CheckpointError(f"{path} does not match {cfg_path}: unexpected tensor {extra[0]!r}")
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}
+
+
+def load_network(folder: str | Path, which: str = "G", cfg: ModelConfig | None = None) -> nn.Module:
+    """Validate then build and fill one network ('G' or 'D') of a model folder."""
+    folder = resolve_model_folder(folder)
+    if cfg is None:
+        cfg, _ = read_config(folder)
+    builder = build_generator if which == "G" else build_discriminator
+    path = folder / (G_NAME if which == "G" else D_NAME)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; the model folder has no {which} weights")
+    check_shapes(path, expected_shapes(builder, cfg), folder / CONFIG_NAME)
+    net = builder(cfg)
+    tensors = load_tensors(path)
+    net.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
+    return net
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
+    """Load a model folder's generator for inference: (G in eval mode, no grads, ModelConfig)."""
+    folder = resolve_model_folder(path)
+    cfg, _ = read_config(folder)
+    G = load_network(folder, "G", cfg)
+    G.eval().requires_grad_(False).to(device)
+    return G, cfg

@@ -1,0 +1,97 @@
+"""Library functions behind `python -m gan new|info|generate` (usable from Python too)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CONFIG_NAME, D_NAME, CheckpointError, load_model, load_network, read_config, \
+    resolve_model_folder, save_model
+from .config import ModelConfig
+from .images import save_image, save_image_grid
+from .networks import build_discriminator, build_generator, count_params
+from .seeds import z_from_seeds
+
+
+def new_model(out: str | Path, cfg: ModelConfig, seed: int = 0, force: bool = False) -> Path:
+    """A randomly initialised model folder (G and D), for tests and experiments."""
+    out = Path(out)
+    cfg.validate()
+    if (out / CONFIG_NAME).exists() and not force:
+        raise CheckpointError(f"{out} already holds a model: choose another --out (or pass --force to replace it)")
+    torch.manual_seed(seed)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    return save_model(out, G, cfg, D=D, training={"kimg": 0, "note": f"random initialisation, seed {seed}"})
+
+
+def model_info(path: str | Path) -> dict:
+    """Architecture summary and parameter counts of a model folder (one JSON-able dict)."""
+    folder = resolve_model_folder(path)
+    cfg, raw = read_config(folder)
+    G = load_network(folder, "G", cfg)
+    if (folder / D_NAME).is_file():
+        D = load_network(folder, "D", cfg)
+    else:  # only the count is needed: build it without memory
+        with torch.device("meta"):
+            D = build_discriminator(cfg)
+    return {
+        "arch": cfg.arch,
+        "img_resolution": cfg.img_resolution,
+        "img_channels": cfg.img_channels,
+        "z_dim": G.z_dim,
+        "w_dim": G.w_dim,
+        "num_ws": G.num_ws,
+        "stage_resolutions": list(G.stage_resolutions),
+        "supports_style_mixing": G.supports_style_mixing,
+        "params": {"G": count_params(G), "D": count_params(D), "mapping": count_params(G.mapping)},
+        "has_D_weights": (folder / D_NAME).is_file(),
+        "config": cfg.to_dict(),
+        "training": raw.get("training", {}),
+        "dataset": raw.get("dataset", {}),
+    }
+
+
+@torch.inference_mode()
+def generate_images(G: torch.nn.Module, seeds: list[int], truncation_psi: float = 1.0,
+                    truncation_cutoff: int | None = None, noise_mode: str = "const",
+                    batch: int = 16) -> torch.Tensor:
+    """Images for seeds, float [N, C, H, W] in about [-1, 1]. Same seed, same image as the official tools."""
+    device = next(G.parameters()).device
+    out = []
+    for i in range(0, len(seeds), batch):
+        z = z_from_seeds(seeds[i:i + batch], G.z_dim).to(device)
+        ws = G.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        out.append(G.synthesis(ws, noise_mode=noise_mode).cpu())
+    return torch.cat(out)
+
+
+def generate(model: str | Path, seeds: list[int], out: str | Path, truncation_psi: float = 1.0,
+             truncation_cutoff: int | None = None, noise_mode: str = "const", grid: bool = False,
+             progress: bool = True) -> list[Path]:
+    """PNG per seed (`seed0042.png`, as the official tools name them) into a folder, or one grid PNG."""
+    out = Path(out)
+    if grid:
+        if out.suffix.lower() != ".png":
+            raise ValueError(f"--grid writes one PNG: give an --out path ending in .png, not {out}")
+        if not out.parent.exists():
+            raise ValueError(f"output folder {out.parent} does not exist: create it first")
+    elif out.suffix.lower() == ".png":
+        raise ValueError(f"--out {out} looks like a file: give a folder, or add --grid for one grid image")
+    G, _ = load_model(model)
+    if grid:
+        imgs = generate_images(G, seeds, truncation_psi, truncation_cutoff, noise_mode)
+        return [save_image_grid(imgs, out)]
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    from tqdm import tqdm
+    for i in tqdm(range(0, len(seeds), 16), desc="generate", unit="batch", disable=not progress or len(seeds) <= 16):
+        chunk = seeds[i:i + 16]
+        imgs = generate_images(G, chunk, truncation_psi, truncation_cutoff, noise_mode)
+        for seed, img in zip(chunk, imgs):
+            written.append(save_image(img, out / f"seed{seed:04d}.png"))
+    return written
+
+
+def info_json(path: str | Path) -> str:
+    return json.dumps(model_info(path), indent=2)

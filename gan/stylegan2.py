@@ -1,0 +1,259 @@
+"""StyleGAN2 generator and residual discriminator (Karras et al. 2020), pure PyTorch.
+
+Parameter names and arithmetic match the official StyleGAN2-ADA code (`mapping.fc0`,
+`synthesis.b4.conv1.affine`, `b1024.fromrgb`, ...), so official weights can be imported and
+reproduce the same images. Shapes: z [N, z_dim], ws [N, num_ws, w_dim], img [N, C, H, W].
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .layers import (LRELU_GAIN, Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, bias_act, make_fir_filter,
+                     modulated_conv2d, normalize_2nd_moment, upsample2d)
+
+NOISE_MODES = ("const", "random", "none")
+
+
+def check_noise_mode(noise_mode: str) -> None:
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"unknown noise_mode {noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
+
+
+class MappingNetwork(nn.Module):
+    """z -> normalised z -> `num_layers` lrelu FC layers (lr x0.01) -> w, broadcast to num_ws."""
+
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8,
+                 lr_multiplier: float = 0.01, w_avg_beta: float = 0.995):
+        super().__init__()
+        self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
+        self.w_avg_beta = w_avg_beta
+        features = [z_dim] + [w_dim] * num_layers
+        for idx in range(num_layers):
+            setattr(self, f"fc{idx}", FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
+                                                          lr_multiplier=lr_multiplier))
+        self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                update_emas: bool = False) -> torch.Tensor:
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
+        x = normalize_2nd_moment(z.to(torch.float32))
+        for idx in range(self.num_layers):
+            x = getattr(self, f"fc{idx}")(x)
+        if update_emas:  # track the mean w for truncation (training only)
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [N, num_ws, w_dim]
+        if truncation_psi != 1:
+            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            ws[:, :cutoff] = self.w_avg.lerp(ws[:, :cutoff], truncation_psi)
+        return ws
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally 2x upsampling) + noise + bias + lrelu."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: int = 1,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.resolution, self.up, self.conv_clamp = resolution, up, conv_clamp
+        self.register_buffer("resample_filter", make_fir_filter(), persistent=False)
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.register_buffer("noise_const", torch.randn(resolution, resolution))
+        self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
+                fused: bool = True, gain: float = 1.0) -> torch.Tensor:
+        styles = self.affine(w)  # [N, in_channels]
+        noise = None
+        if noise_mode == "random":
+            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
+                                dtype=x.dtype) * self.noise_strength
+        elif noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=1,
+                             resample_filter=self.resample_filter, fused=fused)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, act="lrelu", gain=LRELU_GAIN * gain, clamp=clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv without demodulation: features -> image channels."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv_clamp: float | None = None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = 1 / in_channels ** 0.5
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, fused: bool = True) -> torch.Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
+        return bias_act(x, self.bias, clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the 'skip' generator: (const | up-conv) -> conv -> toRGB added to the image."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels, self.resolution = in_channels, resolution
+        self.register_buffer("resample_filter", make_fir_filter(), persistent=False)
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2, conv_clamp=conv_clamp)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp)
+        self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+        self.num_conv = 1 if in_channels == 0 else 2
+        self.num_torgb = 1
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                noise_mode: str, fused: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        # ws [N, num_conv + num_torgb, w_dim]; the toRGB w is shared with the next block's conv0.
+        w_iter = iter(ws.unbind(dim=1))
+        if self.in_channels == 0:
+            x = self.const.to(ws.dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+        else:
+            x = self.conv0(x, next(w_iter), noise_mode=noise_mode, fused=fused)
+        x = self.conv1(x, next(w_iter), noise_mode=noise_mode, fused=fused)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        y = self.torgb(x, next(w_iter), fused=fused)
+        img = y if img is None else img + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.w_dim, self.img_resolution, self.img_channels = cfg.w_dim, cfg.img_resolution, cfg.img_channels
+        self.block_resolutions = cfg.stage_resolutions
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            in_ch = cfg.channels_at(res // 2) if res > 4 else 0
+            block = SynthesisBlock(in_ch, cfg.channels_at(res), cfg.w_dim, res, cfg.img_channels,
+                                   conv_clamp=cfg.conv_clamp)
+            self.num_ws += block.num_conv
+            if res == self.img_resolution:
+                self.num_ws += block.num_torgb
+            setattr(self, f"b{res}", block)
+
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", return_stages: bool = False,
+                fused: bool | None = None):
+        check_noise_mode(noise_mode)
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        if fused is None:  # grouped conv is fastest for inference; training uses the unfused form
+            fused = not self.training
+        ws = ws.to(torch.float32)
+        x = img = None
+        stages = []
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + block.num_torgb), noise_mode, fused)
+            w_idx += block.num_conv
+            if return_stages:
+                stages.append(img)
+        return (img, stages) if return_stages else img
+
+
+class Generator(nn.Module):
+    arch = "stylegan2"
+    supports_style_mixing = True
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.z_dim, self.w_dim = cfg.z_dim, cfg.w_dim
+        self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
+        self.stage_resolutions = cfg.stage_resolutions
+        self.synthesis = SynthesisNetwork(cfg)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
+                                      lr_multiplier=cfg.mapping_lr_multiplier, w_avg_beta=cfg.w_avg_beta)
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                noise_mode: str = "const", update_emas: bool = False) -> torch.Tensor:
+        ws = self.mapping(z, truncation_psi, truncation_cutoff, update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode)
+
+    def block_ws_layers(self) -> list[tuple[int, list[int]]]:
+        """ws indices grouped by the resolution of the conv that reads them (for mixing UIs).
+
+        ws[0] -> 4x4 conv; ws[1], ws[2] -> 8x8 conv0/conv1; ...; the last index is the final toRGB.
+        """
+        groups, idx = [], 0
+        for res in self.stage_resolutions:
+            block = getattr(self.synthesis, f"b{res}")
+            n = block.num_conv + (block.num_torgb if res == self.img_resolution else 0)
+            groups.append((res, list(range(idx, idx + n))))
+            idx += n
+        return groups
+
+
+class DiscriminatorBlock(nn.Module):
+    """Residual D block: (fromRGB) -> conv -> down-conv, plus a 1x1 down-sampled skip, x sqrt(0.5)."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, img_channels: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.in_channels = in_channels
+        if in_channels == 0:
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp)
+        self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 0:
+            x = self.fromrgb(img)
+        y = self.skip(x, gain=0.5 ** 0.5)
+        x = self.conv1(self.conv0(x), gain=0.5 ** 0.5)
+        return y + x
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4: minibatch stddev -> conv -> FC -> FC(1)."""
+
+    def __init__(self, in_channels: int, mbstd_group_size: int, mbstd_num_channels: int,
+                 conv_clamp: float | None = None):
+        super().__init__()
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels)
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation="lrelu",
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * 16, in_channels, activation="lrelu")
+        self.out = FullyConnectedLayer(in_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, C, 4, 4] -> [N, 1]
+        x = self.conv(self.mbstd(x))
+        return self.out(self.fc(x.flatten(1)))
+
+
+class Discriminator(nn.Module):
+    arch = "stylegan2"
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
+        self.block_resolutions = cfg.stage_resolutions[::-1][:-1]  # [R, R/2, ..., 8]
+        for res in self.block_resolutions:
+            in_ch = cfg.channels_at(res) if res < self.img_resolution else 0
+            setattr(self, f"b{res}", DiscriminatorBlock(in_ch, cfg.channels_at(res), cfg.channels_at(res // 2),
+                                                        cfg.img_channels, conv_clamp=cfg.conv_clamp))
+        self.b4 = DiscriminatorEpilogue(cfg.channels_at(4), cfg.mbstd_group_size, cfg.mbstd_num_channels,
+                                        conv_clamp=cfg.conv_clamp)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:  # [N, C, R, R] -> logits [N, 1]
+        x = None
+        for res in self.block_resolutions:
+            x = getattr(self, f"b{res}")(x, img)
+        return self.b4(x)
