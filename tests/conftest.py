@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny real models (random weights) written as real model folders."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Two cores are shared with chromium and subprocesses in the browser tests: keep torch modest.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+TINY = dict(img_resolution=32, img_channels=3, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256,
+            channel_max=32)
+
+
+def tiny_config(arch: str = "stylegan2", **overrides):
+    from gan.config import ModelConfig
+    kw = dict(TINY, arch=arch)
+    if arch == "pggan":
+        kw["w_dim"] = kw["z_dim"]
+    kw.update(overrides)
+    return ModelConfig(**kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_stylegan2(tmp_path_factory):
+    """A 32x32 RGB StyleGAN2 model folder with random weights (G and D)."""
+    from gan.commands import new_model
+    return new_model(tmp_path_factory.mktemp("sg2") / "model", tiny_config("stylegan2"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_pggan(tmp_path_factory):
+    """A 32x32 RGB PGGAN model folder with random weights (G and D)."""
+    from gan.commands import new_model
+    return new_model(tmp_path_factory.mktemp("pg") / "model", tiny_config("pggan"), seed=1)

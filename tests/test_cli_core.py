@@ -1,0 +1,78 @@
+"""`python -m gan new|info|generate` as a user runs them: real processes, real files."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gan(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "gan", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gan {args} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def test_info_reports_official_config_f_and_pggan_parameter_counts(tmp_path):
+    gan("new", "--arch", "stylegan2", "--resolution", 1024, "--channel-base", 32768, "--channel-max", 512,
+        "--mapping-layers", 8, "--out", tmp_path / "f")
+    info = json.loads(gan("info", "--model", tmp_path / "f").stdout)
+    assert info["params"]["G"] == pytest.approx(30.37e6, rel=0.005)
+    assert info["params"]["mapping"] == pytest.approx(2.10e6, rel=0.005)
+    assert info["params"]["D"] == pytest.approx(29.01e6, rel=0.005)
+    assert (info["arch"], info["img_resolution"], info["img_channels"], info["z_dim"], info["w_dim"],
+            info["num_ws"]) == ("stylegan2", 1024, 3, 512, 512, 18)
+    assert info["stage_resolutions"] == [4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+    gan("new", "--arch", "pggan", "--resolution", 1024, "--out", tmp_path / "p")
+    (tmp_path / "p" / "D.safetensors").unlink()  # D is then built from the config for the count
+    info = json.loads(gan("info", "--model", tmp_path / "p").stdout)
+    assert info["params"]["G"] == pytest.approx(23.1e6, rel=0.01)
+    assert info["params"]["D"] > 20e6 and info["has_D_weights"] is False
+    assert info["num_ws"] == 1 and info["params"]["mapping"] == 0
+
+
+def test_generate_writes_a_png_per_seed_and_a_grid(tiny_stylegan2, tmp_path):
+    gan("generate", "--model", tiny_stylegan2, "--seeds", "0-2,42", "--trunc", 0.7, "--out", tmp_path / "imgs")
+    names = sorted(p.name for p in (tmp_path / "imgs").iterdir())
+    assert names == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0042.png"]
+    a = np.asarray(Image.open(tmp_path / "imgs" / "seed0000.png"))
+    b = np.asarray(Image.open(tmp_path / "imgs" / "seed0001.png"))
+    assert a.shape == (32, 32, 3) and not np.array_equal(a, b)
+
+    gan("generate", "--model", tiny_stylegan2, "--seeds", "0-5", "--trunc", 0.7, "--grid", "--out", tmp_path / "grid.png")
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.size == (3 * 33 + 1, 2 * 33 + 1)  # 3x2 tiles with 1 px borders
+    # the grid's first tile is the same image as seed 0 rendered alone
+    assert np.array_equal(np.asarray(grid)[1:33, 1:33], a)
+
+
+def test_generate_is_deterministic_across_runs_for_pggan(tiny_pggan, tmp_path):
+    for out in ["a", "b"]:
+        gan("generate", "--model", tiny_pggan, "--seeds", "7", "--out", tmp_path / out)
+    assert (tmp_path / "a" / "seed0007.png").read_bytes() == (tmp_path / "b" / "seed0007.png").read_bytes()
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["info", "--model", "/nonexistent/model"], "no such model folder"),
+    (["generate", "--model", "{sg2}", "--seeds", "9-3", "--out", "{tmp}/x"], "bad seed range"),
+    (["generate", "--model", "{sg2}", "--seeds", "1", "--grid", "--out", "{tmp}/no/dir/g.png"], "does not exist"),
+    (["new", "--resolution", "48", "--out", "{tmp}/r48"], "resolution 48"),
+])
+def test_user_errors_exit_nonzero_with_one_line(args, expect, tiny_stylegan2, tmp_path):
+    args = [a.format(sg2=tiny_stylegan2, tmp=tmp_path) for a in args]
+    proc = gan(*args, check=False)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expect in lines[0], proc.stderr
+
+
+def test_every_command_has_help():
+    for cmd in ["new", "info", "generate"]:
+        assert "usage" in gan(cmd, "--help").stdout
