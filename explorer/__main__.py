@@ -1,0 +1,292 @@
+"""python -m explorer directions|render|mix|stages|export  (each has --help).
+
+Every command validates its input (output folder, seeds, edits, layer ranges, frame counts)
+before any heavy work, and reports a user error as one line `error: ...` with exit status 2.
+Layer ranges on the command line are inclusive, like the official tools' --styles 0-6:
+`--edit 3:-1.5@0-5` edits layers 0..5, which is Edit(3, -1.5, start=0, end=6) = ws[:, 0:6] in Python.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .session import NOISE_MODES, DirectionSettings, ExplorerError, ExplorerState, parse_edit
+
+EDIT_HELP = ("COMPONENT:STRENGTH[@START-END]: move along PCA direction COMPONENT by STRENGTH standard "
+             "deviations on ws layers START..END, both INCLUSIVE (e.g. 0:2.5 = all layers; 3:-1.5@0-5 = layers "
+             "0 to 5, i.e. Python Edit(3, -1.5, start=0, end=6) = ws[:, 0:6]; 2:1@4 = layer 4 only); repeatable, "
+             "edits add up")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line `error: ...` (exit 2), like the commands' own errors."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer seed: {text!r}") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"seeds are 0 to {2 ** 32 - 1}, got {text}")
+    return value
+
+
+def seed_list(text: str) -> list[int]:
+    from gan.seeds import parse_seeds
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# ---- state from flags ----------------------------------------------------------------------------
+
+def state_from_args(args, need_seed: bool = True) -> ExplorerState:
+    """An ExplorerState from --session (if given) with every flag the user passed applied on top."""
+    state = ExplorerState.load(args.session) if getattr(args, "session", None) else ExplorerState()
+    changes = {}
+    if args.model is not None:
+        changes["model"] = str(args.model)
+    if getattr(args, "seed", None) is not None:
+        changes["seed"] = args.seed
+    if args.trunc is not None:
+        changes["truncation_psi"] = args.trunc
+    if args.noise_mode is not None:
+        changes["noise_mode"] = args.noise_mode
+    if args.edit:
+        changes["edits"] = [parse_edit(e) for e in args.edit]
+    d = state.directions
+    if args.samples is not None or args.components is not None or args.direction_seed is not None:
+        changes["directions"] = DirectionSettings(
+            samples=d.samples if args.samples is None else args.samples,
+            components=d.components if args.components is None else args.components,
+            seed=d.seed if args.direction_seed is None else args.direction_seed)
+    state = state.replace(**changes)
+    if not state.model:
+        raise ExplorerError("no model: give --model DIR (or a --session that names one)")
+    if need_seed and getattr(args, "seed", None) is None and not getattr(args, "session", None):
+        raise ExplorerError("no seed: give --seed S (or a --session)")
+    return state
+
+
+def apply_mixing_args(args, engine, state: ExplorerState) -> ExplorerState:
+    from . import mixing
+    if args.mix_seed is None and args.mix_layers is None and args.mix_preset is None:
+        return state
+    if args.mix_seed is None and state.mix_seed is None:
+        raise ExplorerError("--mix-layers/--mix-preset need --mix-seed B")
+    if args.mix_layers is None and args.mix_preset is None and not state.mix_layers:
+        raise ExplorerError("--mix-seed needs --mix-layers (e.g. 0-3) or --mix-preset coarse|middle|fine")
+    changes = {}
+    if args.mix_seed is not None:
+        changes["mix_seed"] = args.mix_seed
+    if args.mix_layers is not None or args.mix_preset is not None:
+        changes["mix_layers"] = mixing.resolve_layers(engine.G, args.mix_layers, args.mix_preset)
+    return state.replace(**changes)
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+def cmd_directions(args) -> int:
+    from .engine import open_engine
+    settings = DirectionSettings(samples=args.samples, components=args.components, seed=args.direction_seed).validate()
+    engine = open_engine(args.model)
+    d = engine.directions(settings)
+    print(d.table(limit=args.limit))
+    print(f"directions: {d.num_components} components, {'cached at ' + d.source if d.source else 'not cached'}"
+          f"{f' (computed in {d.seconds:.1f} s)' if d.seconds else ''}", file=sys.stderr)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .engine import check_out_path, check_size, open_engine, save_png
+    out = check_out_path(args.out, (".png",))
+    if args.save_session:
+        check_out_path(args.save_session, (".json",))
+    check_size(args.size)
+    state = state_from_args(args)
+    engine = open_engine(state.model)
+    state = engine.check_state(apply_mixing_args(args, engine, state))
+    save_png(engine.render(state, size=args.size), out)
+    if args.save_session:
+        state.save(args.save_session)
+    print(f"wrote {out}" + (f" and {args.save_session}" if args.save_session else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_mix(args) -> int:
+    from .engine import check_out_path, check_size, open_engine, save_png
+    out = check_out_path(args.out, (".png",))
+    check_size(args.size)
+    state = state_from_args(args, need_seed=False)
+    engine = open_engine(state.model)
+    state = engine.check_state(state)
+    layers = args.layers
+    preset = args.preset if args.preset is not None or layers is not None else "coarse"
+    image = engine.mixing_grid(state, args.rows, args.cols, layers=layers, preset=preset, size=args.size)
+    save_png(image, out)
+    print(f"wrote {out} ({len(args.rows)} x {len(args.cols)} mixes)", file=sys.stderr)
+    return 0
+
+
+def cmd_stages(args) -> int:
+    from .engine import check_out_path, check_size, labelled_strip, open_engine, save_png
+    out = check_out_path(args.out, (".png",))
+    check_size(args.size)
+    state = state_from_args(args)
+    engine = open_engine(state.model)
+    state = engine.check_state(state)
+    if args.snapshots:
+        shots = engine.stage_snapshots(state, size=args.size or max(128, engine.img_resolution),
+                                       resample=args.resample)
+        if not shots:
+            raise ExplorerError(f"{engine.model_path} has no stage snapshots (looked for stages/ inside it "
+                                f"and beside it)")
+        image = labelled_strip([(s.image, s.label) for s in shots])
+    else:
+        image = engine.stage_strip(state, size=args.size, resample=args.resample)
+    save_png(image, out)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .engine import check_out_path, open_engine
+    check_out_path(args.out, (".gif", ".mp4"))
+    state = state_from_args(args, need_seed=False)
+    engine = open_engine(state.model)
+    state = engine.check_state(state)
+    path = engine.export(state, args.seeds, args.out, frames_per_segment=args.frames_per_seed, space=args.space,
+                         loop=args.loop, fps=args.fps, size=args.size, easing=args.easing)
+    n = engine.check_path(args.seeds, args.frames_per_seed, args.space, args.loop, args.easing)
+    print(f"wrote {path} ({n} frames)", file=sys.stderr)
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------------
+
+def add_state_args(p: argparse.ArgumentParser, seed: bool = True, edits: bool = True) -> None:
+    g = p.add_argument_group("image state")
+    g.add_argument("--model", default=None, help="model folder (config.json + G.safetensors)")
+    if seed:
+        g.add_argument("--seed", type=seed_int, default=None, help="image seed (z as the official tools make it)")
+    g.add_argument("--trunc", type=float, default=None, help="truncation psi (1 = none, default; 0.7 is typical)")
+    g.add_argument("--noise-mode", choices=NOISE_MODES, default=None, help="noise inputs (default const)")
+    if edits:
+        g.add_argument("--edit", action="append", default=[], metavar="C:STRENGTH[@START-END]", help=EDIT_HELP)
+    g.add_argument("--session", default=None, metavar="FILE",
+                   help="start from a saved session (JSON); the flags given override its fields")
+    d = p.add_argument_group("PCA directions (for --edit)")
+    d.add_argument("--samples", type=positive_int, default=None, help="latents sampled for the PCA (default 100000)")
+    d.add_argument("--components", type=positive_int, default=None, help="components kept (default 80)")
+    d.add_argument("--direction-seed", type=seed_int, default=None, help="seed of the PCA samples (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m explorer",
+                           description="Explore a GAN's latent space: PCA directions, style mixing, "
+                                       "resolution-stage previews, interpolation videos.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
+
+    p = sub.add_parser("directions", help="compute (or load) the cached PCA directions and print their variance",
+                       description="Compute the GANSpace PCA directions of a model (cached next to it, or in "
+                                   "~/.cache/gan-latent-explorer when the folder is read-only) and print a table "
+                                   "of explained variance.")
+    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--samples", type=positive_int, default=DirectionSettings.samples,
+                   help="latents sampled for the PCA (default %(default)s)")
+    p.add_argument("--components", type=positive_int, default=DirectionSettings.components,
+                   help="components kept (default %(default)s)")
+    p.add_argument("--direction-seed", type=seed_int, default=DirectionSettings.seed,
+                   help="seed of the sampled latents (default %(default)s)")
+    p.add_argument("--limit", type=positive_int, default=20, help="table rows to print (default %(default)s)")
+    p.set_defaults(func=cmd_directions)
+
+    p = sub.add_parser("render", help="render one image with edits and style mixing",
+                       description="Render one seed with truncation, PCA edits and style mixing to a PNG; "
+                                   "optionally save the state as a session JSON that reloads to the same pixels.")
+    add_state_args(p)
+    m = p.add_argument_group("style mixing (StyleGAN2)")
+    m.add_argument("--mix-seed", type=seed_int, default=None, help="seed B whose ws replace the mixed layers")
+    x = m.add_mutually_exclusive_group()
+    x.add_argument("--mix-layers", default=None, help="ws layers taken from B, inclusive ranges, e.g. 0-3 or 0,2,4-6")
+    x.add_argument("--mix-preset", choices=("coarse", "middle", "fine"), default=None,
+                   help="coarse = 4-8px layers, middle = 16-32px, fine = 64px and up")
+    p.add_argument("--size", type=positive_int, default=None, help="output size in px (default: the model's)")
+    p.add_argument("--save-session", default=None, metavar="FILE.json", help="also save the state as a session")
+    p.add_argument("--out", required=True, help="output .png")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("mix", help="style-mixing grid (StyleGAN paper figure)",
+                       description="A style-mixing grid: rows = seeds A, columns = seeds B, each cell A with "
+                                   "the chosen layers from B; sources in the first row and column.")
+    add_state_args(p, seed=False)
+    p.add_argument("--rows", type=seed_list, required=True, help="seeds A, e.g. 1,2,3 or 0-4")
+    p.add_argument("--cols", type=seed_list, required=True, help="seeds B, e.g. 4,5")
+    x = p.add_mutually_exclusive_group()
+    x.add_argument("--layers", default=None, help="ws layers taken from B, inclusive ranges, e.g. 0-3")
+    x.add_argument("--preset", choices=("coarse", "middle", "fine"), default=None,
+                   help="coarse = 4-8px layers (default), middle = 16-32px, fine = 64px and up")
+    p.add_argument("--size", type=positive_int, default=None, help="tile size in px (default: the model's)")
+    p.add_argument("--out", required=True, help="output .png")
+    p.set_defaults(func=cmd_mix)
+
+    p = sub.add_parser("stages", help="labelled strip of the image at every resolution stage",
+                       description="One seed at every resolution stage of the generator, each upscaled to a "
+                                   "common size with its resolution written under it. With --snapshots, the "
+                                   "seed rendered through each stage snapshot of a PGGAN training run instead.")
+    add_state_args(p)
+    p.add_argument("--size", type=positive_int, default=None, help="tile size in px (default: max(128, resolution))")
+    p.add_argument("--resample", choices=("nearest", "bilinear"), default="nearest", help="upscaling filter")
+    p.add_argument("--snapshots", action="store_true", help="use the run's stage snapshots (stages/ folder)")
+    p.add_argument("--out", required=True, help="output .png")
+    p.set_defaults(func=cmd_stages)
+
+    p = sub.add_parser("export", help="interpolation video through keyframe seeds (GIF or MP4)",
+                       description="Animate through keyframe seeds (slerp in Z or lerp in W) with the current "
+                                   "truncation and edits on every frame; write a looping GIF or an MP4.")
+    add_state_args(p, seed=False)
+    p.add_argument("--seeds", type=seed_list, required=True, help="keyframe seeds in order, e.g. 3,7,11")
+    p.add_argument("--frames-per-seed", type=positive_int, default=24,
+                   help="frames from one keyframe to the next (default %(default)s)")
+    p.add_argument("--space", choices=("z", "w"), default="z", help="z: slerp between z; w: lerp between ws")
+    p.add_argument("--loop", action="store_true", help="return from the last seed to the first (seamless loop)")
+    p.add_argument("--fps", type=float, default=24.0, help="frames per second (GIF: at most 50)")
+    p.add_argument("--size", type=positive_int, default=256, help="output size in px (default %(default)s)")
+    p.add_argument("--easing", choices=("linear", "ease"), default="linear", help="ease: slow in/out at keyframes")
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (ValueError, OSError) as e:  # user errors (ExplorerError, CheckpointError, ...): one line
+        if os.environ.get("GAN_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

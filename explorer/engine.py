@@ -1,0 +1,498 @@
+"""The explorer engine: one object per loaded model, shared by all users; per-user state is an
+`ExplorerState` passed into every call. Plain Python (numpy/torch in, PIL images out), no gradio.
+
+    engine = open_engine("assets/models/x")          # loads once, reused across calls
+    state = engine.default_state(seed=42, truncation_psi=0.7)
+    image = engine.render(state)                      # PIL image, from an LRU cache when seen before
+    state = state.with_edit(component=0, strength=2.0, start=0, end=4)
+    strip = engine.stage_strip(state)                 # labelled previews of every resolution stage
+    engine.export(state, seeds=[1, 2, 3], out="walk.gif", frames_per_segment=30, loop=True)
+
+Seeds -> z as the official tools (gan.seeds.z_from_seeds); z -> ws through the mapping with
+truncation; StyleGAN2: style mixing replaces ws[:, mix_layers] by the mix seed's ws, then the
+edits add their offsets in w; PGGAN: the edits add to z before the mapping (see directions.py).
+Everything runs under torch.inference_mode(). With noise_mode "random" the noise is drawn from
+torch's generator seeded with the state's seed, so every state renders reproducibly.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from gan.checkpoint import CheckpointError, atomic_write, load_model, resolve_model_folder
+from gan.images import to_uint8, uint8_to_pil
+from gan.seeds import z_from_seeds
+
+from . import mixing
+from .directions import Directions, ProgressCallback, apply_edits_ws, apply_edits_z, load_or_compute, max_components
+from .session import MAX_SEED, DirectionSettings, ExplorerError, ExplorerState
+
+log = logging.getLogger(__name__)
+
+STAGE_RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
+MAX_DISPLAY_SIZE = 4096          # px: larger output sizes are typos
+MAX_GRID_SEEDS = 64              # per mixing-grid axis
+RENDER_BATCH_PIXELS = 1 << 20   # output pixels per synthesis call when rendering many (<= 32 images)
+
+
+@dataclass(frozen=True)
+class StageImage:
+    """One resolution stage: `image` (PIL, upscaled for display) of a `resolution` px stage."""
+    resolution: int
+    label: str
+    image: Image.Image
+
+
+def check_size(size: int | None, what: str = "size") -> int | None:
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_DISPLAY_SIZE:
+        raise ExplorerError(f"{what} must be an integer from 1 to {MAX_DISPLAY_SIZE} px, got {size!r}")
+    return size
+
+
+def check_seeds(seeds, what: str = "seeds", limit: int | None = None) -> list[int]:
+    seeds = list(seeds)
+    if not seeds:
+        raise ExplorerError(f"no {what}: give at least one seed")
+    if limit is not None and len(seeds) > limit:
+        raise ExplorerError(f"too many {what} ({len(seeds)}): at most {limit}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
+            raise ExplorerError(f"bad seed {s!r} in {what}: seeds are integers from 0 to {MAX_SEED}")
+    return [int(s) for s in seeds]
+
+
+def check_out_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """An output file path whose folder exists and whose suffix is one of `suffixes`."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ExplorerError(f"output {path} must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise ExplorerError(f"output folder {path.parent} does not exist: create it first")
+    return path
+
+
+def resize(image: Image.Image, size: int | None, resample: str | None = None) -> Image.Image:
+    """Scale a square-ish image so its longer side is `size` px. resample None: nearest for an
+    exact integer upscale (crisp pixels), else Lanczos; or 'nearest' / 'bilinear'."""
+    if size is None or max(image.size) == size:
+        return image
+    from .export import RESAMPLE, pick_resample
+    w, h = image.size
+    scale = size / max(w, h)
+    dst = (max(1, round(w * scale)), max(1, round(h * scale)))
+    method = resample or pick_resample((h, w), (dst[1], dst[0]))
+    if method not in RESAMPLE:
+        raise ExplorerError(f"unknown resample {method!r}: use one of {', '.join(RESAMPLE)}")
+    return image.resize(dst, RESAMPLE[method])
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write a PIL image as PNG atomically (the folder must exist)."""
+    path = check_out_path(path, (".png",))
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def labelled_strip(tiles: list[tuple[Image.Image, str]], pad: int = 4) -> Image.Image:
+    """Tiles side by side (all the same size), each with its label centred underneath, on white."""
+    if not tiles:
+        raise ExplorerError("nothing to draw: no images")
+    font = ImageFont.load_default()
+    w, h = tiles[0][0].size
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [probe.textbbox((0, 0), label, font=font) for _, label in tiles]
+    text_h = max(b[3] - b[1] for b in boxes)
+    tile_w = max([w] + [b[2] - b[0] for b in boxes])
+    out = Image.new("RGB", (len(tiles) * (tile_w + pad) + pad, h + text_h + 3 * pad), "white")
+    draw = ImageDraw.Draw(out)
+    for i, ((img, label), box) in enumerate(zip(tiles, boxes)):
+        x = pad + i * (tile_w + pad)
+        out.paste(img.convert("RGB"), (x + (tile_w - w) // 2, pad))
+        draw.text((x + (tile_w - (box[2] - box[0])) // 2 - box[0], h + 2 * pad - box[1]), label, fill="black",
+                  font=font)
+    return out
+
+
+def _stage_order(folder: Path):
+    """Stage folders are named by resolution ("004x004" ... "1024x1024"): sort by the number, not the
+    text, so that 1024 comes after 512."""
+    head = folder.name.split("x", 1)[0]
+    return (0, int(head), folder.name) if head.isdigit() else (1, 0, folder.name)
+
+
+class Engine:
+    """A loaded model and everything the explorer does with it. Thread-safe; shared by users.
+
+    model: a model folder (config.json + G.safetensors). cache_size: rendered images kept (LRU,
+    keyed by the full state and display options). cache_dir: where directions go when the model
+    folder is read-only (default ~/.cache/gan-latent-explorer).
+    """
+
+    def __init__(self, model: str | Path, device: str | torch.device = "cpu", cache_size: int = 64,
+                 cache_dir: str | Path | None = None, show_bars: bool = True):
+        self.model_path = resolve_model_folder(model)
+        self.G, self.cfg = load_model(self.model_path, device=device)
+        self.device = torch.device(device)
+        self.cache_size, self.cache_dir, self.show_bars = cache_size, cache_dir, show_bars
+        G = self.G
+        self.arch, self.z_dim, self.w_dim, self.num_ws = G.arch, G.z_dim, G.w_dim, G.num_ws
+        self.img_resolution, self.img_channels = G.img_resolution, G.img_channels
+        self.stage_resolutions = list(G.stage_resolutions)
+        self.supports_style_mixing = bool(G.supports_style_mixing)
+        # Images per synthesis call for animations and grids: bigger batches are cheaper per image
+        # on CPU (32 at 32 px), bounded by memory at high resolution (4 at 512 px, 1 at 1024 px).
+        self.render_batch = max(1, min(32, RENDER_BATCH_PIXELS // self.img_resolution ** 2))
+        self._renders: OrderedDict = OrderedDict()
+        self._directions: dict[DirectionSettings, Directions] = {}
+        self._snapshots: dict[Path, tuple] = {}
+        self._lock = threading.RLock()          # render/snapshot caches and torch's global RNG
+        self._directions_lock = threading.Lock()  # a long PCA must not block other users' renders
+
+    # ---- description ---------------------------------------------------------------------------
+    def info(self) -> dict:
+        """JSON-able facts a UI lays itself out from."""
+        return {
+            "model": str(self.model_path), "arch": self.arch, "img_resolution": self.img_resolution,
+            "img_channels": self.img_channels, "z_dim": self.z_dim, "w_dim": self.w_dim, "num_ws": self.num_ws,
+            "stage_resolutions": self.stage_resolutions, "supports_style_mixing": self.supports_style_mixing,
+            "layer_groups": [[r, ix] for r, ix in mixing.layer_groups(self.G)],
+            "mixing_presets": mixing.presets(self.G) if self.supports_style_mixing else {},
+            "max_components": max_components(self.G, DirectionSettings()),
+            "stage_snapshots": [p.name for p in self.stage_snapshot_folders()],
+        }
+
+    def default_state(self, **changes) -> ExplorerState:
+        return self.check_state(ExplorerState(model=str(self.model_path)).replace(**changes))
+
+    def num_components(self, settings: DirectionSettings | None = None) -> int:
+        return max_components(self.G, settings or DirectionSettings())
+
+    def check_state(self, state: ExplorerState) -> ExplorerState:
+        """Validate a state against this model (cheap; nothing computed). Returns it."""
+        if not isinstance(state, ExplorerState):
+            raise ExplorerError(f"expected an ExplorerState, got {type(state).__name__}")
+        state.validate()
+        k = self.num_components(state.directions)
+        for e in state.edits:
+            if e.component >= k:
+                raise ExplorerError(f"unknown component {e.component}: this model has components 0..{k - 1} "
+                                    f"(with {state.directions.components} requested)")
+            e.layer_range(self.num_ws)
+        if state.mix_layers:
+            mixing.require_style_mixing(self.G)
+            bad = [i for i in state.mix_layers if i >= self.num_ws]
+            if bad:
+                raise ExplorerError(f"mixing layer {bad[0]} is outside this model's layers 0-{self.num_ws - 1}")
+        return state
+
+    # ---- latents -------------------------------------------------------------------------------
+    def z(self, seeds) -> torch.Tensor:
+        """[N, z_dim] float32 on the engine's device, as the official tools make them."""
+        return z_from_seeds(check_seeds(seeds), self.z_dim).to(self.device)
+
+    def directions(self, settings: DirectionSettings | None = None,
+                   progress: ProgressCallback | None = None) -> Directions:
+        """PCA directions for these settings: from memory, the cache file, or computed (slow; shows
+        progress through tqdm and progress(fraction, text))."""
+        settings = (settings or DirectionSettings()).validate()
+        with self._directions_lock:
+            if settings not in self._directions:
+                self._directions[settings] = load_or_compute(self.model_path, self.G, settings, progress=progress,
+                                                             cache_dir=self.cache_dir, show_bar=self.show_bars)
+            elif progress is not None:
+                progress(1.0, "directions ready")
+            return self._directions[settings]
+
+    @torch.inference_mode()
+    def ws_from_z(self, z: torch.Tensor, state: ExplorerState) -> torch.Tensor:
+        """z [N, z_dim] -> ws [N, num_ws, w_dim] with the state's truncation, mixing and edits."""
+        dirs = self.directions(state.directions) if any(e.strength != 0 for e in state.edits) else None
+        psi = state.truncation_psi
+        if self.arch == "pggan":
+            if dirs is not None:
+                z = apply_edits_z(z, state.edits, dirs, self.num_ws)
+            return self.G.mapping(z, truncation_psi=psi)
+        ws = self.G.mapping(z, truncation_psi=psi)
+        if state.is_mixed:
+            ws_b = self.G.mapping(self.z([state.mix_seed]), truncation_psi=psi)
+            ws = mixing.mix_ws(ws, ws_b, state.mix_layers)
+        if dirs is not None:
+            ws = apply_edits_ws(ws, state.edits, dirs)
+        return ws
+
+    def ws(self, state: ExplorerState, seeds=None) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] of `seeds` (default: the state's seed) under the state's settings."""
+        self.check_state(state)
+        return self.ws_from_z(self.z([state.seed] if seeds is None else seeds), state)
+
+    # ---- rendering -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def render_ws(self, ws: torch.Tensor, noise_mode: str = "const", noise_seed: int = 0,
+                  return_stages: bool = False, batch: int | None = None):
+        """ws [N, num_ws, w_dim] -> images [N, C, H, W] float in about [-1, 1] on the CPU (and, with
+        return_stages, a list of [N, C, r, r] per stage). Rendered `batch` at a time (default: the
+        engine's `render_batch`)."""
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        batch = batch or self.render_batch
+        imgs, stages = [], []
+        for i in range(0, ws.shape[0], batch):
+            chunk = ws[i:i + batch].to(self.device)
+            kw = dict(noise_mode=noise_mode, return_stages=return_stages)
+            if self.arch == "stylegan2" and chunk.shape[0] > 1:
+                # Batches: modulate activations rather than per-sample weights (about 2x faster on
+                # CPU; the same image up to float rounding). Single renders keep the default path.
+                kw["fused"] = False
+            if noise_mode == "random":  # reproducible: seeded per call from the state
+                with self._lock, torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(noise_seed + i)
+                    out = self.G.synthesis(chunk, **kw)
+            else:
+                out = self.G.synthesis(chunk, **kw)
+            img, st = out if return_stages else (out, None)
+            imgs.append(img.cpu())
+            if st is not None:
+                stages.append([s.cpu() for s in st])
+        img = torch.cat(imgs)
+        if not return_stages:
+            return img
+        return img, [torch.cat([b[k] for b in stages]) for k in range(len(stages[0]))]
+
+    def render_tensor(self, state: ExplorerState) -> torch.Tensor:
+        """The state's image, [1, C, H, W] float in about [-1, 1] (not cached)."""
+        ws = self.ws(state)
+        return self.render_ws(ws, state.noise_mode, noise_seed=state.seed)
+
+    def render(self, state: ExplorerState, size: int | None = None, resample: str | None = None) -> Image.Image:
+        """The state's image as PIL ('RGB' or 'L'), optionally scaled to `size` px. LRU-cached by the
+        full state and display options; each call returns a copy."""
+        check_size(size)
+        key = ("render", state, size, resample)
+        with self._lock:
+            if key in self._renders:
+                self._renders.move_to_end(key)
+                return self._renders[key].copy()
+        image = resize(uint8_to_pil(to_uint8(self.render_tensor(state))[0]), size, resample)
+        self._remember(key, image)
+        return image.copy()
+
+    def render_array(self, state: ExplorerState) -> np.ndarray:
+        """The state's image as np.uint8 [H, W, C] (C = 1 or 3)."""
+        return np.asarray(self.render(state)).reshape(self.img_resolution, self.img_resolution, -1)
+
+    def _remember(self, key, image: Image.Image) -> None:
+        with self._lock:
+            self._renders[key] = image
+            self._renders.move_to_end(key)
+            while len(self._renders) > self.cache_size:
+                self._renders.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._renders.clear()
+
+    # ---- resolution stages -----------------------------------------------------------------------
+    def stage_previews(self, state: ExplorerState, size: int | None = None,
+                       resample: str = "nearest") -> list[StageImage]:
+        """The image at every resolution stage of the generator (StyleGAN2: the skip branch's running
+        RGB after each block; PGGAN: each depth's toRGB), each upscaled to `size` px (default: the
+        model's resolution) with 'nearest' or 'bilinear', labelled 'RxR'."""
+        check_size(size)
+        if resample not in STAGE_RESAMPLE:
+            raise ExplorerError(f"stage previews resample with nearest or bilinear, not {resample!r}")
+        size = size or self.img_resolution
+        _, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True)
+        out = []
+        for res, img in zip(self.stage_resolutions, stages):
+            pil = uint8_to_pil(to_uint8(img)[0]).resize((size, size), STAGE_RESAMPLE[resample])
+            out.append(StageImage(res, f"{res}x{res}", pil))
+        return out
+
+    def stage_strip(self, state: ExplorerState, size: int | None = None, resample: str = "nearest") -> Image.Image:
+        """stage_previews side by side in one image, each labelled with its resolution."""
+        size = size or max(128, self.img_resolution)
+        return labelled_strip([(s.image, s.label) for s in self.stage_previews(state, size, resample)])
+
+    def stage_snapshot_folders(self) -> list[Path]:
+        """Model folders of a PGGAN run's stage snapshots: <model>/stages/* or <model>/../stages/*
+        (the trainer writes <run>/stages/008x008 ... beside <run>/final), the first that exists."""
+        for root in (self.model_path / "stages", self.model_path.parent / "stages"):
+            if root.is_dir():
+                found = sorted((p for p in root.iterdir() if (p / "config.json").is_file()), key=_stage_order)
+                if found:
+                    return found
+        return []
+
+    def _snapshot(self, folder: Path):
+        with self._lock:
+            if folder not in self._snapshots:
+                G, _ = load_model(folder, device=self.device)
+                self._snapshots[folder] = (G, int(G.stage_resolutions[-1]))
+            return self._snapshots[folder]
+
+    @torch.inference_mode()
+    def stage_snapshots(self, state: ExplorerState, size: int | None = None,
+                        resample: str = "nearest") -> list[StageImage]:
+        """The state's seed rendered through each stage snapshot of the training run (see
+        stage_snapshot_folders), lowest resolution first, upscaled to `size` (default: this model's
+        resolution). Seed, truncation and noise mode apply; edits and mixing do not (they belong to
+        this model's latent space). Unloadable snapshots are skipped with a logged warning.
+        Empty when the model has no snapshots."""
+        check_size(size)
+        if resample not in STAGE_RESAMPLE:
+            raise ExplorerError(f"snapshots resample with nearest or bilinear, not {resample!r}")
+        self.check_state(state)
+        size = size or self.img_resolution
+        shots = []
+        for folder in self.stage_snapshot_folders():
+            try:
+                G, res = self._snapshot(folder)
+            except (CheckpointError, OSError, RuntimeError) as e:
+                log.warning("skipping stage snapshot %s: %s", folder, e)
+                continue
+            if G.z_dim != self.z_dim:
+                log.warning("skipping stage snapshot %s: z_dim %d differs from the model's %d", folder, G.z_dim,
+                            self.z_dim)
+                continue
+            ws = G.mapping(self.z([state.seed]), truncation_psi=state.truncation_psi)
+            with self._lock, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(state.seed)
+                img = G.synthesis(ws, noise_mode=state.noise_mode)
+            pil = uint8_to_pil(to_uint8(img.cpu())[0]).resize((size, size), STAGE_RESAMPLE[resample])
+            shots.append((res, folder.name, pil))
+        shots.sort(key=lambda s: (s[0], s[1]))
+        return [StageImage(res, f"{res}x{res}", pil) for res, _, pil in shots]
+
+    # ---- style mixing ----------------------------------------------------------------------------
+    def mixing_grid(self, state: ExplorerState, row_seeds, col_seeds, layers=None, preset: str | None = None,
+                    size: int | None = None) -> Image.Image:
+        """The StyleGAN paper's mixing figure: rows = seeds A, columns = seeds B, cell (a, b) = A's ws
+        with `layers` (ws indices, or a preset coarse|middle|fine) taken from B; the sources along the
+        top row and down the first column, top-left blank. Truncation, noise mode and edits of the state
+        apply to every image (its own seed and mixing do not). Each tile is `size` px (default: the
+        model's resolution); the image is (len(cols) + 1) * size wide and (len(rows) + 1) * size high."""
+        mixing.require_style_mixing(self.G, "a mixing grid")
+        rows = check_seeds(row_seeds, "row seeds", MAX_GRID_SEEDS)
+        cols = check_seeds(col_seeds, "column seeds", MAX_GRID_SEEDS)
+        layers = mixing.resolve_layers(self.G, layers, preset)
+        check_size(size, "tile size")
+        state = self.check_state(state.replace(mix_seed=None, mix_layers=()))
+        ws_rows, ws_cols = self.ws(state, rows), self.ws(state, cols)
+        ws_cells = mixing.grid_ws(ws_rows, ws_cols, layers)
+        render = lambda ws: self.render_ws(ws, state.noise_mode, noise_seed=state.seed)  # noqa: E731
+        grid = mixing.assemble_grid(render(ws_rows), render(ws_cols), render(ws_cells))
+        image = uint8_to_pil(to_uint8(grid.unsqueeze(0))[0])
+        if size is None or size == self.img_resolution:
+            return image
+        method = Image.Resampling.NEAREST if size % self.img_resolution == 0 else Image.Resampling.LANCZOS
+        return image.resize(((len(cols) + 1) * size, (len(rows) + 1) * size), method)
+
+    # ---- interpolation ---------------------------------------------------------------------------
+    def check_path(self, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
+                   easing: str = "linear") -> int:
+        """Validate an interpolation path (cheap); returns its frame count."""
+        from .interpolate import EASINGS, MAX_FRAMES, count_frames
+        seeds = check_seeds(seeds, "keyframe seeds")
+        if isinstance(frames_per_segment, bool) or not isinstance(frames_per_segment, int) \
+                or not 1 <= frames_per_segment <= MAX_FRAMES:
+            raise ExplorerError(f"frames per seed must be an integer from 1 to {MAX_FRAMES}, got {frames_per_segment!r}")
+        if space not in ("z", "w"):
+            raise ExplorerError(f"unknown latent space {space!r}: use z (slerp) or w (lerp)")
+        if easing not in EASINGS:
+            raise ExplorerError(f"unknown easing {easing!r}: use one of {', '.join(EASINGS)}")
+        n = count_frames(len(seeds), frames_per_segment, loop)
+        if n > MAX_FRAMES:
+            raise ExplorerError(f"the animation would have {n} frames, over the limit of {MAX_FRAMES}: "
+                                f"use fewer seeds or frames per seed")
+        return n
+
+    @torch.inference_mode()
+    def path_ws(self, state: ExplorerState, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
+                easing: str = "linear") -> torch.Tensor:
+        """ws of every frame [F, num_ws, w_dim]: slerp between the seeds' z (space 'z') or lerp between
+        their ws (space 'w'), with the state's truncation, mixing and edits applied to every frame."""
+        from .interpolate import latent_path
+        self.check_path(seeds, frames_per_segment, space, loop, easing)
+        self.check_state(state)
+        z_keys = self.z(seeds)
+        if space == "z":
+            path = latent_path(z_keys, frames_per_segment, "z", loop, easing)
+            return torch.cat([self.ws_from_z(path[i:i + 256], state) for i in range(0, path.shape[0], 256)])
+        return latent_path(self.ws_from_z(z_keys, state), frames_per_segment, "w", loop, easing)
+
+    def frames(self, state: ExplorerState, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
+               easing: str = "linear", batch: int | None = None) -> Iterator[np.ndarray]:
+        """The animation's frames as np.uint8 [H, W, C], rendered `batch` at a time."""
+        ws = self.path_ws(state, seeds, frames_per_segment, space, loop, easing)
+        batch = batch or self.render_batch
+        for i in range(0, ws.shape[0], batch):
+            imgs = self.render_ws(ws[i:i + batch], state.noise_mode, noise_seed=state.seed + i, batch=batch)
+            yield from to_uint8(imgs)
+
+    def export(self, state: ExplorerState, seeds, out: str | Path, frames_per_segment: int = 24, space: str = "z",
+               loop: bool = False, fps: float = 24, size: int | None = None, easing: str = "linear",
+               progress: ProgressCallback | None = None, resample: str | None = None) -> Path:
+        """Write the interpolation through `seeds` to a GIF (looping forever) or an MP4, frames scaled
+        to `size` px (default: the model's resolution). Everything is validated before any work;
+        progress(fraction, text) is called per frame (and, when edits need them, while the directions
+        are computed). Returns the path."""
+        from .export import GIF_MAX_FPS
+        out = check_out_path(out, (".gif", ".mp4"))
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
+            raise ExplorerError(f"fps must be a number in (0, 240], got {fps!r}")
+        if out.suffix.lower() == ".gif" and fps > GIF_MAX_FPS:
+            raise ExplorerError(f"GIF plays at most {GIF_MAX_FPS} fps: lower --fps or write an .mp4")
+        check_size(size)
+        n = self.check_path(seeds, frames_per_segment, space, loop, easing)
+        self.check_state(state)
+        if any(e.strength != 0 for e in state.edits):   # compute them now, with progress
+            self.directions(state.directions, progress=progress)
+        from .export import export_frames
+        hook = None if progress is None else (lambda done, total: progress(done / n, f"frame {done}/{n}"))
+        return export_frames(self.frames(state, seeds, frames_per_segment, space, loop, easing), out, fps=fps,
+                             size=size, num_frames=n, progress=hook, resample=resample, loop=True)
+
+
+# ---- shared engines --------------------------------------------------------------------------
+
+MAX_ENGINES = 2
+_ENGINES: OrderedDict = OrderedDict()
+_ENGINES_LOCK = threading.Lock()
+
+
+def open_engine(model: str | Path, device: str = "cpu", **kwargs) -> Engine:
+    """The shared Engine of a model folder (loaded once; reloaded when G.safetensors changes;
+    at most MAX_ENGINES kept). A UI calls open_engine(state.model) in each callback."""
+    folder = resolve_model_folder(model).resolve()
+    g = folder / "G.safetensors"
+    stamp = g.stat().st_mtime_ns if g.exists() else 0
+    key = (str(folder), str(device), stamp)
+    with _ENGINES_LOCK:
+        if key in _ENGINES:
+            _ENGINES.move_to_end(key)
+            return _ENGINES[key]
+    engine = Engine(folder, device=device, **kwargs)
+    with _ENGINES_LOCK:
+        _ENGINES[key] = engine
+        while len(_ENGINES) > MAX_ENGINES:
+            _ENGINES.popitem(last=False)
+    return engine
+
+
+def load_session(path: str | Path, device: str = "cpu") -> tuple[Engine, ExplorerState]:
+    """A saved session's engine and state, checked against the model."""
+    state = ExplorerState.load(path)
+    if not state.model:
+        raise ExplorerError(f"{path}: the session names no model")
+    engine = open_engine(state.model, device)
+    return engine, engine.check_state(state)
+

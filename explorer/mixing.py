@@ -1,0 +1,111 @@
+"""Per-layer style mixing (StyleGAN2): ws of seed A with a subset of layers taken from seed B.
+
+Layers are ws indices. `G.block_ws_layers()` groups them by the resolution of the conv that
+reads them (ws[0] -> 4x4, ws[1:3] -> 8x8, ...; the final toRGB's index sits with the last
+resolution). Presets follow the StyleGAN paper: coarse = the 4-8 px layers (pose, shape),
+middle = 16-32 px (features), fine = 64 px and up (colour, micro-structure). A model under 64 px
+therefore has no fine layers.
+
+PGGAN feeds one latent to every layer, so it cannot mix styles: `require_style_mixing` raises
+StyleMixingUnsupported with a one-line message.
+"""
+from __future__ import annotations
+
+import torch
+
+from .session import ExplorerError, StyleMixingUnsupported, parse_int_ranges
+
+PRESETS: dict[str, tuple[int, int | None]] = {   # name -> (lowest, highest or None) resolution, inclusive
+    "coarse": (4, 8),
+    "middle": (16, 32),
+    "fine": (64, None),
+}
+
+
+def require_style_mixing(G, what: str = "style mixing") -> None:
+    if not getattr(G, "supports_style_mixing", False):
+        raise StyleMixingUnsupported(f"{what} needs a StyleGAN2 model: this {G.arch} model feeds one latent "
+                                     f"to all layers")
+
+
+def layer_groups(G) -> list[tuple[int, list[int]]]:
+    """(resolution, [ws indices]) for each block; PGGAN: its one ws at the output resolution."""
+    if hasattr(G, "block_ws_layers"):
+        return [(int(r), list(ix)) for r, ix in G.block_ws_layers()]
+    return [(int(G.stage_resolutions[-1]), list(range(G.num_ws)))]
+
+
+def preset_layers(G, preset: str) -> list[int]:
+    """ws indices of a preset (may be empty: e.g. 'fine' on a model under 64 px)."""
+    if preset not in PRESETS:
+        raise ExplorerError(f"unknown mixing preset {preset!r}: use one of {', '.join(PRESETS)}")
+    lo, hi = PRESETS[preset]
+    return [i for res, ix in layer_groups(G) if res >= lo and (hi is None or res <= hi) for i in ix]
+
+
+def presets(G) -> dict[str, list[int]]:
+    return {name: preset_layers(G, name) for name in PRESETS}
+
+
+def resolve_layers(G, layers=None, preset: str | None = None) -> list[int]:
+    """Mixing layers from a list of ws indices, a CLI string ('0-3,6', inclusive) or a preset name.
+    Checks range and non-emptiness; exactly one of layers / preset."""
+    require_style_mixing(G)
+    if (layers is None) == (preset is None):
+        raise ExplorerError("give either mixing layers or a preset (coarse, middle, fine), not both or neither")
+    if preset is not None:
+        out = preset_layers(G, preset)
+        if not out:
+            lo, hi = PRESETS[preset]
+            span = f"{lo}px and up" if hi is None else f"{lo}-{hi}px"
+            raise ExplorerError(f"this {G.img_resolution}px model has no {preset} layers ({span}): "
+                                f"choose another preset or explicit layers 0-{G.num_ws - 1}")
+        return out
+    if isinstance(layers, str):
+        layers = parse_int_ranges(layers, "mixing layer")
+    out = sorted(set(int(i) for i in layers))
+    if not out:
+        raise ExplorerError("no mixing layers given")
+    bad = [i for i in out if not 0 <= i < G.num_ws]
+    if bad:
+        raise ExplorerError(f"mixing layer {bad[0]} is outside this model's layers 0-{G.num_ws - 1}")
+    return out
+
+
+def mix_ws(ws_a: torch.Tensor, ws_b: torch.Tensor, layers) -> torch.Tensor:
+    """ws_a [N, num_ws, w_dim] with ws_a[:, layers] replaced by ws_b[:, layers] (ws_b [N or 1, ...])."""
+    if ws_a.ndim != 3 or ws_b.ndim != 3 or ws_a.shape[1:] != ws_b.shape[1:]:
+        raise ValueError(f"ws_a {list(ws_a.shape)} and ws_b {list(ws_b.shape)} must both be [N, num_ws, w_dim]")
+    out = ws_a.clone()
+    idx = torch.as_tensor(list(layers), dtype=torch.long)
+    if len(idx):
+        out[:, idx] = ws_b[:, idx].expand(ws_a.shape[0], -1, -1).to(out.dtype)
+    return out
+
+
+def grid_ws(ws_rows: torch.Tensor, ws_cols: torch.Tensor, layers) -> torch.Tensor:
+    """Mixed ws for every (row, col) pair, row-major: [R * C, num_ws, w_dim]; cell (r, c) is row
+    seed r's ws with `layers` taken from column seed c."""
+    r, c = ws_rows.shape[0], ws_cols.shape[0]
+    a = ws_rows.repeat_interleave(c, dim=0)
+    b = ws_cols.repeat(r, 1, 1)
+    return mix_ws(a, b, layers)
+
+
+def assemble_grid(row_imgs: torch.Tensor, col_imgs: torch.Tensor, cells: torch.Tensor,
+                  blank: float = 1.0) -> torch.Tensor:
+    """The StyleGAN paper's figure as one image [C, (R + 1) * H, (K + 1) * W]: the column sources
+    along the top row, the row sources down the first column, blank top-left, the mixes inside.
+    row_imgs [R, C, H, W], col_imgs [K, C, H, W], cells [R * K, C, H, W] row-major."""
+    r, k = row_imgs.shape[0], col_imgs.shape[0]
+    if cells.shape[0] != r * k:
+        raise ValueError(f"cells must be [{r * k}, C, H, W], got {list(cells.shape)}")
+    _, ch, h, w = row_imgs.shape
+    out = torch.full((ch, (r + 1) * h, (k + 1) * w), blank, dtype=row_imgs.dtype)
+    for j in range(k):
+        out[:, :h, (j + 1) * w:(j + 2) * w] = col_imgs[j]
+    for i in range(r):
+        out[:, (i + 1) * h:(i + 2) * h, :w] = row_imgs[i]
+        for j in range(k):
+            out[:, (i + 1) * h:(i + 2) * h, (j + 1) * w:(j + 2) * w] = cells[i * k + j]
+    return out

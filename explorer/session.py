@@ -1,0 +1,307 @@
+"""The explorer's whole per-user state: a small frozen dataclass that round-trips through JSON.
+
+Everything the engine needs to reproduce an image lives here (model path, seed, truncation,
+noise mode, edits, style mixing, direction settings), so a UI keeps one `ExplorerState` per user
+(or its `to_dict()`), every UI action is one engine call that takes a state and returns a new
+one or an image, and a saved session reloads to bit-identical pixels.
+
+Layer ranges follow Python slices: an `Edit(start=2, end=6)` changes `ws[:, 2:6]`, i.e. layers
+2, 3, 4 and 5; `end=None` means "to the last layer". The command line writes the same range as
+inclusive `@2-5`, like the official tools' `--styles 0-6` (see `parse_edit`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MAX_SEED = 2 ** 32 - 1          # seeds are RandomState seeds
+MAX_ABS_STRENGTH = 100.0        # sigmas; anything beyond is a typo
+MAX_SAMPLES = 10_000_000
+MAX_COMPONENTS = 4096
+NOISE_MODES = ("const", "random", "none")
+
+
+class ExplorerError(ValueError):
+    """Input a user can get wrong (one-line message saying what is wrong and how to fix it)."""
+
+
+class StyleMixingUnsupported(ExplorerError):
+    """Style mixing asked of a model with one latent for all layers (PGGAN)."""
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ExplorerError(f"{name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        raise ExplorerError(f"{name} {value} is outside {lo}..{hi if hi is not None else 'inf'}")
+    return value
+
+
+def _check_float(name: str, value, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ExplorerError(f"{name} must be a finite number, got {value!r}")
+    if not lo <= value <= hi:
+        raise ExplorerError(f"{name} {value} is outside [{lo}, {hi}]")
+    return float(value)
+
+
+def _from_dict(cls, d: dict, what: str):
+    if not isinstance(d, dict):
+        raise ExplorerError(f"{what} must be a JSON object, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ExplorerError(f"unknown {what} key(s) {', '.join(unknown)}: written by a newer or different tool")
+    return known
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Move along principal direction `component` by `strength` standard deviations, on ws[:, start:end]."""
+    component: int
+    strength: float
+    start: int = 0
+    end: int | None = None           # exclusive; None = num_ws
+
+    def layer_range(self, num_ws: int) -> tuple[int, int]:
+        """(start, end) with end resolved; raises ExplorerError when outside 0..num_ws."""
+        end = num_ws if self.end is None else self.end
+        if not 0 <= self.start < end <= num_ws:
+            raise ExplorerError(
+                f"edit of component {self.component}: layer range {self.start}:{end} is outside the "
+                f"model's 0:{num_ws} (start < end <= {num_ws}; on the command line @START-END is inclusive, "
+                f"so the last layer is {num_ws - 1})")
+        return self.start, end
+
+    def validate(self, num_ws: int | None = None, num_components: int | None = None) -> "Edit":
+        _check_int("edit component", self.component, 0, None if num_components is None else num_components - 1)
+        _check_float(f"edit strength of component {self.component}", self.strength,
+                     -MAX_ABS_STRENGTH, MAX_ABS_STRENGTH)
+        _check_int("edit layer start", self.start, 0)
+        if self.end is not None:
+            _check_int("edit layer end", self.end, 1)
+        if num_ws is not None:
+            self.layer_range(num_ws)
+        elif self.end is not None and self.end <= self.start:
+            raise ExplorerError(f"edit layer range {self.start}:{self.end} is empty: end must be > start")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Edit":
+        _from_dict(cls, d, "edit")
+        if "component" not in d or "strength" not in d:
+            raise ExplorerError(f"an edit needs 'component' and 'strength', got {sorted(d)}")
+        return cls(**d).validate()
+
+
+@dataclass(frozen=True)
+class DirectionSettings:
+    """What the PCA directions are computed from; part of the cache key (with the weights' hash)."""
+    samples: int = 100_000           # latents sampled for the PCA
+    components: int = 80             # components kept (at most the latent / activation size)
+    seed: int = 0                    # seed of the sampled latents
+
+    def validate(self) -> "DirectionSettings":
+        _check_int("direction samples", self.samples, 100, MAX_SAMPLES)
+        _check_int("direction components", self.components, 1, MAX_COMPONENTS)
+        _check_int("direction seed", self.seed, 0, MAX_SEED)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DirectionSettings":
+        _from_dict(cls, d, "direction settings")
+        return cls(**d).validate()
+
+
+@dataclass(frozen=True)
+class ExplorerState:
+    """One user's explorer state. Immutable: change it with `replace()` / `with_edit()`."""
+    model: str = ""                  # model folder
+    seed: int = 0                    # seed of the image (z as the official tools make it)
+    truncation_psi: float = 1.0      # 1 = none; 0.7 is typical
+    noise_mode: str = "const"        # const | random (seeded by `seed`, so reproducible) | none
+    edits: tuple[Edit, ...] = ()     # additive; applied in order
+    mix_seed: int | None = None      # StyleGAN2: seed whose ws replace ws[:, mix_layers]
+    mix_layers: tuple[int, ...] = ()
+    directions: DirectionSettings = field(default_factory=DirectionSettings)
+    format_version: int = FORMAT_VERSION
+
+    # ---- validation (model-independent; Engine.check_state adds the model's limits) ---------
+    def validate(self) -> "ExplorerState":
+        if not isinstance(self.model, str):
+            raise ExplorerError(f"model must be a path string, got {self.model!r}")
+        _check_int("format_version", self.format_version, 1, FORMAT_VERSION)
+        _check_int("seed", self.seed, 0, MAX_SEED)
+        _check_float("truncation psi", self.truncation_psi, -2.0, 2.0)
+        if self.noise_mode not in NOISE_MODES:
+            raise ExplorerError(f"unknown noise mode {self.noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
+        if not isinstance(self.edits, tuple) or not all(isinstance(e, Edit) for e in self.edits):
+            raise ExplorerError("edits must be a tuple of Edit")
+        for e in self.edits:
+            e.validate()
+        if self.mix_seed is not None:
+            _check_int("mix seed", self.mix_seed, 0, MAX_SEED)
+        if not isinstance(self.mix_layers, tuple):
+            raise ExplorerError("mix_layers must be a tuple of layer indices")
+        for i in self.mix_layers:
+            _check_int("mix layer", i, 0)
+        if len(set(self.mix_layers)) != len(self.mix_layers) or list(self.mix_layers) != sorted(self.mix_layers):
+            raise ExplorerError(f"mix layers {list(self.mix_layers)} must be sorted and distinct")
+        if self.mix_layers and self.mix_seed is None:
+            raise ExplorerError("mix layers are set but no mix seed: give a mix seed (or clear the layers)")
+        if not isinstance(self.directions, DirectionSettings):
+            raise ExplorerError("directions must be DirectionSettings")
+        self.directions.validate()
+        return self
+
+    # ---- convenience for UIs -----------------------------------------------------------------
+    def replace(self, **changes) -> "ExplorerState":
+        """A copy with fields changed (lists become tuples), validated."""
+        if "edits" in changes:
+            changes["edits"] = tuple(changes["edits"])
+        if "mix_layers" in changes:
+            changes["mix_layers"] = tuple(sorted(set(int(i) for i in changes["mix_layers"])))
+        return dataclasses.replace(self, **changes).validate()
+
+    def with_edit(self, component: int, strength: float, start: int = 0, end: int | None = None) -> "ExplorerState":
+        """Set the one edit of `component` (a slider): replaces its earlier edits; strength 0 removes it."""
+        edits = [e for e in self.edits if e.component != component]
+        if strength != 0:
+            edits.append(Edit(component, float(strength), start, end))
+        return self.replace(edits=edits)
+
+    @property
+    def is_mixed(self) -> bool:
+        return self.mix_seed is not None and len(self.mix_layers) > 0
+
+    # ---- (de)serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format_version": self.format_version,
+            "model": self.model,
+            "seed": self.seed,
+            "truncation_psi": self.truncation_psi,
+            "noise_mode": self.noise_mode,
+            "edits": [e.to_dict() for e in self.edits],
+            "mix_seed": self.mix_seed,
+            "mix_layers": list(self.mix_layers),
+            "directions": self.directions.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExplorerState":
+        """Unknown keys and newer format versions are refused; missing keys get defaults."""
+        _from_dict(cls, d, "session")
+        version = d.get("format_version", FORMAT_VERSION)
+        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+            raise ExplorerError(f"session format_version {version} is newer than this tool's "
+                                f"{FORMAT_VERSION}: upgrade the tool")
+        kw = dict(d)
+        if "edits" in kw:
+            if not isinstance(kw["edits"], list):
+                raise ExplorerError("session 'edits' must be a list")
+            kw["edits"] = tuple(Edit.from_dict(e) for e in kw["edits"])
+        if "mix_layers" in kw:
+            if not isinstance(kw["mix_layers"], list):
+                raise ExplorerError("session 'mix_layers' must be a list")
+            kw["mix_layers"] = tuple(kw["mix_layers"])
+        if "directions" in kw:
+            kw["directions"] = DirectionSettings.from_dict(kw["directions"])
+        if isinstance(kw.get("truncation_psi"), int) and not isinstance(kw["truncation_psi"], bool):
+            kw["truncation_psi"] = float(kw["truncation_psi"])
+        return cls(**kw).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ExplorerState":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ExplorerError(f"session is not valid JSON ({e})") from None
+        return cls.from_dict(d)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the session as JSON (atomically). The folder must exist."""
+        from gan.checkpoint import atomic_write_json
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise ExplorerError(f"folder {path.parent} does not exist: create it first")
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ExplorerState":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ExplorerError(f"cannot read session {path}: {e.strerror or e}") from None
+        try:
+            return cls.from_json(text)
+        except ExplorerError as e:
+            raise ExplorerError(f"{path}: {e}") from None
+
+
+# ---- command-line syntax ---------------------------------------------------------------------
+
+def parse_int_ranges(text: str, what: str) -> list[int]:
+    """'0-3,6' -> [0, 1, 2, 3, 6] (inclusive ranges, as the official tools' --styles)."""
+    out: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise ExplorerError(f"bad {what} {part!r} in {text!r}: use numbers and inclusive ranges like 0-3,6")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise ExplorerError(f"bad {what} range {part!r}: the end is before the start")
+        if hi - lo > 100_000:
+            raise ExplorerError(f"{what} range {part!r} is too long")
+        out.extend(range(lo, hi + 1))
+    if not out:
+        raise ExplorerError(f"no {what} in {text!r}: use numbers and inclusive ranges like 0-3,6")
+    return out
+
+
+_EDIT_RE = re.compile(r"(\d+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:@(\d+)(?:-(\d+))?)?")
+
+
+def parse_edit(text: str) -> Edit:
+    """'C:STRENGTH[@START-END]' -> Edit. START-END is inclusive: '3:2.5@0-5' = Edit(3, 2.5, 0, 6),
+    i.e. ws[:, 0:6]; '@4' alone is layer 4 only; no '@' = all layers."""
+    m = _EDIT_RE.fullmatch(str(text).strip())
+    if not m:
+        raise ExplorerError(f"bad edit {text!r}: write COMPONENT:STRENGTH[@START-END], e.g. 0:2.5 or 3:-1@0-5")
+    component, strength = int(m.group(1)), float(m.group(2))
+    if m.group(3) is None:
+        return Edit(component, strength).validate()
+    start = int(m.group(3))
+    last = int(m.group(4)) if m.group(4) is not None else start
+    if last < start:
+        raise ExplorerError(f"bad edit {text!r}: layer range end {last} is before start {start}")
+    return Edit(component, strength, start, last + 1).validate()
+
+
+def format_edit(edit: Edit, num_ws: int | None = None) -> str:
+    """Inverse of parse_edit. An edit from `start` to the last layer needs num_ws to be written."""
+    s = f"{edit.component}:{edit.strength:g}"
+    end = edit.end if edit.end is not None else num_ws
+    if edit.start == 0 and (end is None or end == num_ws):
+        return s
+    if end is None:
+        raise ExplorerError(f"edit {edit} runs to the last layer: give num_ws to write it")
+    return s + f"@{edit.start}-{end - 1}"
