@@ -1,10 +1,77 @@
-"""python app.py [--model NAME|DIR] [--host 127.0.0.1] [--port 7860]: open the latent-space explorer."""
+"""python app.py [--model NAME|DIR] [--host 127.0.0.1] [--port 7860]: open the latent-space explorer.
+
+The model: --model (a folder name in assets/models/ or a path), else $GLE_MODEL, else the folder
+named in assets/models/DEFAULT, else the first model there by name; with none, the page says so
+and lets you load a folder by path. Host and port: the flags, else Gradio's GRADIO_SERVER_NAME /
+GRADIO_SERVER_PORT, else 127.0.0.1:7860 (0.0.0.0 on Hugging Face Spaces, where SPACE_ID is set).
+Also: $GLE_MODELS_DIR (instead of assets/models), $GLE_THREADS (torch threads), $GLE_DEBUG=1
+(log each callback's time). Analytics are off.
+"""
 from __future__ import annotations
 
+import argparse
+import logging
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Idle OpenMP threads sleep instead of spinning: on 2 shared cores a spinning pool stalls every render.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python app.py", description="GAN Latent Explorer: a web UI over a trained "
+                                "StyleGAN2 or PGGAN model (PCA directions, style mixing, stages, export).")
+    p.add_argument("--model", default=None, help="model folder name in --models-dir, or a model folder path "
+                   "(default: $GLE_MODEL, else the DEFAULT file's choice, else the first by name)")
+    p.add_argument("--models-dir", default=None, help="folder of shipped models (default: assets/models)")
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 on Spaces)")
+    p.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default $GLE_THREADS, else "
+                   "one less than the cores, at most 4: a core stays free for the web server)")
+    return p.parse_args(argv)
+
+
+def torch_threads(args: argparse.Namespace, environ=os.environ, cores: int | None = None) -> int:
+    if args.threads or environ.get("GLE_THREADS"):
+        return max(1, int(args.threads or environ["GLE_THREADS"]))
+    return max(1, min(4, (cores or os.cpu_count() or 1) - 1))
+
+
+def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, int]:
+    """(host, port): the flags, else Gradio's own variables, else loopback (all interfaces on Spaces):7860."""
+    host = args.host or environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if environ.get("SPACE_ID") else "127.0.0.1")
+    port = args.port or int(environ.get("GRADIO_SERVER_PORT") or 7860)
+    return host, port
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if os.environ.get("GLE_DEBUG"):  # callback timings
+        logging.getLogger("explorer").setLevel(logging.DEBUG)
+    import torch
+    torch.set_num_threads(torch_threads(args))
+    from explorer import ui
+    models_dir = args.models_dir or os.environ.get("GLE_MODELS_DIR") or ui.MODELS_DIR
+    host, port = server_address(args)
+    asked = args.model or os.environ.get("GLE_MODEL")
+    model = None
+    try:
+        model = ui.resolve_model(asked, models_dir) if asked else ui.default_model(models_dir)
+        if model is not None:
+            ui.warm_up(model)
+    except (ValueError, OSError) as e:  # a bad --model, or a broken shipped model: one line
+        if asked:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(f"warning: cannot open {model}: {e}; starting without a model", file=sys.stderr)
+        model = None
+    if model is None:
+        print(f"no model in {models_dir}: the page will ask for a model folder", file=sys.stderr)
+    ui.ExplorerUI(model, models_dir).launch(host=host, port=port)
+    return 0
+
 
 if __name__ == "__main__":
-    from explorer.ui import main
     raise SystemExit(main())

@@ -1,0 +1,343 @@
+"""The explorer UI in a real browser: `python app.py` on tiny random models, driven through chromium.
+
+Skipped (with the reason) only when /usr/bin/chromium is missing. A full-page screenshot is saved
+to $E2E_SHOT (default artifacts/screenshot.png)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from conftest import tiny_config
+from ui_helpers import (CHROMIUM, ROOT, App, fetch_pixels, img_src, launch_browser, open_page, open_tab, pixels,
+                        set_number, wait_src_change)
+
+SHOT = Path(os.environ.get("E2E_SHOT", ROOT / "artifacts" / "screenshot.png"))
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """shipped/: one StyleGAN2 model (the app's --models-dir, named by DEFAULT); pg-run/: a PGGAN
+    run's final model with two stage snapshots beside it; empty/: no models at all."""
+    from gan.commands import new_model
+    root = tmp_path_factory.mktemp("ui_models")
+    shipped, run, empty = root / "shipped", root / "pg-run", root / "empty"
+    new_model(shipped / "tiny-sg2", tiny_config("stylegan2"), seed=1)
+    (shipped / "DEFAULT").write_text("tiny-sg2\n")
+    new_model(run / "final", tiny_config("pggan"), seed=2)
+    for r in (8, 16):
+        new_model(run / "stages" / f"{r:03d}x{r:03d}", tiny_config("pggan", img_resolution=r), seed=3)
+    empty.mkdir()
+    return SimpleNamespace(shipped=shipped, sg2=shipped / "tiny-sg2", pggan=run / "final", empty=empty,
+                           root=root)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="session")
+def app(browser, models):
+    """The app on the shipped folder, no --model: it must open the DEFAULT model by itself."""
+    a = App(["--models-dir", str(models.shipped)], models.root / "app.log")
+    print(f"\n[app up in {a.startup_s:.1f}s]")
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="session")
+def empty_app(browser, models):
+    a = App(["--models-dir", str(models.empty)], models.root / "empty_app.log")
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def page(browser, app):
+    pg = open_page(browser, app.url)
+    yield pg
+    pg.context.close()
+
+
+def error_toast(page, pattern: str, timeout_ms: int = 15_000) -> str:
+    """The text of the error toast matching `pattern` (waits for it)."""
+    toast = page.locator(".toast-body").filter(has_text=re.compile(pattern))
+    toast.first.wait_for(state="visible", timeout=timeout_ms)
+    return toast.first.inner_text()
+
+
+def assert_no_traceback(page) -> None:
+    text = page.locator("body").inner_text()
+    assert "Traceback" not in text and 'File "' not in text
+
+
+# ---- choosing the model (no browser) ----------------------------------------------------------
+
+def test_default_model_is_the_DEFAULT_file_choice_else_the_first_by_name(tmp_path, models):
+    from explorer.ui import default_model, list_models
+    assert default_model(models.shipped) == models.sg2
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_text("{}")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.json").write_text("{}")
+    (tmp_path / "not-a-model").mkdir()
+    assert [p.name for p in list_models(tmp_path)] == ["a", "b"]
+    assert default_model(tmp_path).name == "a"
+    (tmp_path / "DEFAULT").write_text("b")
+    assert default_model(tmp_path).name == "b"
+    assert default_model(tmp_path / "missing") is None
+
+
+def test_model_argument_is_a_shipped_name_or_a_path(models):
+    from explorer.session import ExplorerError
+    from explorer.ui import resolve_model
+    assert resolve_model("tiny-sg2", models.shipped) == models.shipped / "tiny-sg2"
+    assert resolve_model(str(models.pggan), models.shipped) == models.pggan
+    with pytest.raises(ExplorerError, match="no model folder at nope"):
+        resolve_model("nope", models.shipped)
+
+
+def test_binds_loopback_by_default_and_all_interfaces_on_spaces():
+    import app as app_module
+    args = app_module.parse_args([])
+    assert app_module.server_address(args, {}) == ("127.0.0.1", 7860)
+    assert app_module.server_address(args, {"SPACE_ID": "u/x"}) == ("0.0.0.0", 7860)
+    assert app_module.server_address(args, {"GRADIO_SERVER_NAME": "10.0.0.1", "GRADIO_SERVER_PORT": "9000"}) \
+        == ("10.0.0.1", 9000)
+    assert app_module.server_address(app_module.parse_args(["--port", "8001"]), {"SPACE_ID": "u/x"}) \
+        == ("0.0.0.0", 8001)
+
+
+# ---- the explorer in the browser --------------------------------------------------------------
+
+def test_page_opens_the_default_model_with_a_large_image(page):
+    assert "tiny-sg2" in page.locator("#model_info").inner_text()
+    assert "StyleGAN2" in page.locator("#model_info").inner_text()
+    img = pixels(page)
+    assert img.shape == (512, 512, 3) and img.std() > 0
+    # 32 px upscaled 16x by nearest neighbour: every 16x16 block is one colour
+    assert (img[::16, ::16].repeat(16, 0).repeat(16, 1) == img).all()
+    assert page.locator("#dir7").is_visible() and not page.locator("#dir8").is_visible()
+    assert "% of variance" in page.locator("#dir0").inner_text()
+    assert not page.locator("#placeholder").is_visible()
+
+
+def test_changing_the_seed_changes_the_image(page):
+    before_src, before = img_src(page), pixels(page)
+    set_number(page, "#seed", 7)
+    wait_src_change(page, before_src)
+    assert not np.array_equal(pixels(page), before)
+    src = img_src(page)
+    page.locator("#seed_random").click()
+    wait_src_change(page, src)
+    seed = int(page.locator("#seed input").input_value())
+    assert seed != 7
+    open_tab(page, "Export")                     # keyframes follow the seed until edited by hand
+    assert page.locator("#export_seeds textarea, #export_seeds input").first.input_value() == \
+        ",".join(str(seed + i) for i in range(4))
+
+
+def test_a_direction_slider_changes_the_image_and_moving_it_back_restores_it(page):
+    src0, original = img_src(page), pixels(page)
+    t0 = time.perf_counter()
+    set_number(page, "#dir0", 3)
+    src1 = wait_src_change(page, src0)
+    print(f"\n[direction -> new image: {1000 * (time.perf_counter() - t0):.0f} ms]")
+    edited = pixels(page)
+    assert not np.array_equal(edited, original)
+    set_number(page, "#dir0", 0)
+    wait_src_change(page, src1)
+    assert np.array_equal(pixels(page), original)
+
+
+def test_clicking_a_slider_track_renders_the_new_value(page):
+    src0, original = img_src(page), pixels(page)
+    track = page.locator("#dir1 input[type=range]")
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.85, box["y"] + box["height"] / 2)
+    wait_src_change(page, src0)
+    assert float(page.locator("#dir1 input[type=number]").input_value()) > 2
+    assert not np.array_equal(pixels(page), original)
+
+
+def test_an_edit_applies_only_to_its_layer_range(page):
+    src = img_src(page)
+    set_number(page, "#dir0", 4)
+    src = wait_src_change(page, src)
+    all_layers = pixels(page)
+    set_number(page, "#dir0_start", 7)        # only the last (finest) layer
+    wait_src_change(page, src)
+    assert not np.array_equal(pixels(page), all_layers)
+
+
+def test_more_directions_reveals_hidden_sliders(page):
+    assert not page.locator("#dir8").is_visible()
+    page.locator("#dirs_more").click()
+    page.locator("#dir15").wait_for(state="visible")
+    assert "16 of 32" in page.locator("#dirs_more").inner_text()
+    assert "% of variance" in page.locator("#dir12").inner_text()
+
+
+def test_style_mixing_layers_change_the_image(page):
+    original_src, original = img_src(page), pixels(page)
+    open_tab(page, "Style mixing")
+    page.locator("#mix_out img").wait_for(state="visible")
+    assert np.array_equal(pixels(page, "#mix_a"), pixels(page, "#mix_out"))     # nothing mixed yet
+    assert page.locator("#mix_group0").is_visible() and not page.locator("#mix_group4").is_visible()
+    page.locator("#mix_group0 label", has_text="layer 0").click()
+    mixed_src = wait_src_change(page, original_src)
+    assert not np.array_equal(pixels(page), original)
+    page.locator("#mix_preset_coarse").click()                                      # layers 0-2
+    coarse_src = wait_src_change(page, mixed_src)
+    assert page.locator("#mix_group1 input[type=checkbox]:checked").count() == 2
+    assert not page.locator("#mix_preset_fine").is_visible()                        # a 32 px model has none
+    page.locator("#mix_preset_none").click()
+    wait_src_change(page, coarse_src)
+    assert np.array_equal(pixels(page), original)
+    page.locator("#mix_preset_middle").click()
+    page.get_by_text("Mixing grid").click()
+    page.locator("#grid_make").click()
+    page.locator("#grid_image img").wait_for(state="visible")
+    grid = pixels(page, "#grid_image")
+    assert grid.shape == (4 * 128, 5 * 128, 3)            # rows 1-3, columns 4-7, plus the sources
+
+
+def test_stages_gallery_shows_one_image_per_stage(page):
+    open_tab(page, "Resolution stages")
+    items = page.locator("#stages img")
+    items.nth(3).wait_for(state="visible")
+    assert items.count() == 4
+    captions = page.locator("#stages").inner_text()
+    assert all(f"{r}x{r}" in captions for r in (4, 8, 16, 32))
+    assert not page.locator("#snapshots").is_visible()
+
+
+def test_export_downloads_a_looping_gif_with_the_requested_frames(page):
+    open_tab(page, "Export")
+    page.locator("#export_seeds textarea, #export_seeds input").first.fill("3,4,5")
+    set_number(page, "#export_frames", 4)          # 3 seeds x 4 frames, looping: 12 frames
+    t0 = time.perf_counter()
+    page.locator("#export_button").click()
+    link = page.locator("#export_file a[href]").first
+    link.wait_for(state="attached", timeout=60_000)
+    print(f"\n[export 12-frame GIF: {1000 * (time.perf_counter() - t0):.0f} ms]")
+    href = link.get_attribute("href")
+    assert href.split("?")[0].endswith(".gif")
+    body = page.request.get(href).body()
+    assert body[:6] == b"GIF89a" and b"NETSCAPE2.0" in body       # loops forever
+    gif = Image.open(io.BytesIO(body))
+    assert gif.n_frames == 12 and gif.size == (256, 256) and gif.info.get("loop") == 0
+    page.locator("#export_preview img").wait_for(state="visible")
+    with page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename.endswith(".gif")
+
+
+def test_invalid_input_shows_a_one_line_error_not_a_traceback(page):
+    open_tab(page, "Export")
+    page.locator("#export_seeds textarea, #export_seeds input").first.fill("3,x")
+    page.locator("#export_button").click()
+    message = error_toast(page, "bad seed")
+    assert "'x'" in message
+    page.locator("#export_seeds textarea, #export_seeds input").first.fill("3,4")
+    set_number(page, "#export_fps", 60)
+    page.locator("#export_button").click()
+    error_toast(page, "GIF plays at most 50 fps")
+    open_tab(page, "Directions")
+    set_number(page, "#dir2_start", 6)
+    set_number(page, "#dir2_end", 2)
+    set_number(page, "#dir2", 1.5)
+    error_toast(page, "direction 2: layers 6 to 2")
+    assert_no_traceback(page)
+
+
+def test_session_saves_and_loads_as_json(page, tmp_path):
+    src = img_src(page)
+    set_number(page, "#seed", 11)
+    src = wait_src_change(page, src)
+    set_number(page, "#dir2", 2)
+    wait_src_change(page, src)
+    open_tab(page, "Session")
+    page.locator("#session_save").click()
+    link = page.locator("#session_file a[href]").first
+    link.wait_for(state="attached")
+    saved = json.loads(page.request.get(link.get_attribute("href")).body())
+    assert saved["seed"] == 11 and saved["edits"] == [{"component": 2, "strength": 2.0, "start": 0, "end": 8}]
+    saved.update(seed=12, edits=[{"component": 1, "strength": -1.5, "start": 0, "end": 4}])
+    path = tmp_path / "session.json"
+    path.write_text(json.dumps(saved))
+    src = img_src(page)
+    page.locator("#session_upload").locator("xpath=..").locator("input[type=file]").set_input_files(str(path))
+    wait_src_change(page, src)
+    assert page.locator("#seed input").input_value() == "12"
+    open_tab(page, "Directions")                 # the sliders are rebuilt from the session's edits
+    expect(page.locator("#dir1 input[type=number]")).to_have_value("-1.5")
+    expect(page.locator("#dir1_end input")).to_have_value("3")
+    expect(page.locator("#dir2 input[type=number]")).to_have_value("0")
+
+
+def test_screenshot(page):
+    src = img_src(page)
+    set_number(page, "#seed", 21)
+    src = wait_src_change(page, src)
+    set_number(page, "#dir0", 2.5)
+    src = wait_src_change(page, src)
+    set_number(page, "#dir3", -2)
+    wait_src_change(page, src)
+    page.mouse.click(5, 5)                       # no focus ring in the picture
+    SHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOT), full_page=True)
+    assert SHOT.stat().st_size > 10_000
+
+
+# ---- no model shipped; a PGGAN loaded by path --------------------------------------------------
+
+def test_without_models_a_placeholder_then_a_pggan_loaded_by_path(browser, empty_app, models):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    try:
+        pg.goto(empty_app.url)
+        pg.locator("#placeholder").wait_for(state="visible")
+        assert "No model" in pg.locator("#placeholder").inner_text()
+        assert not pg.locator("#image").is_visible()
+        pg.locator("#model_path textarea, #model_path input").first.fill(str(models.pggan))
+        pg.locator("#model_load").click()
+        pg.locator("#image img").wait_for(state="visible", timeout=60_000)
+        assert "PGGAN" in pg.locator("#model_info").inner_text()
+        assert not pg.locator("#placeholder").is_visible()
+        assert not pg.locator("#noise").is_visible() and not pg.locator("#dir0_start").is_visible()
+        open_tab(pg, "Style mixing")
+        pg.locator("#no_mixing").wait_for(state="visible")
+        assert pg.locator("#mix_seed").count() == 0 and not pg.locator("#mix_a").is_visible()
+        open_tab(pg, "Directions")
+        src, before = img_src(pg), pixels(pg)
+        set_number(pg, "#dir0", 3)
+        wait_src_change(pg, src)
+        assert not np.array_equal(pixels(pg), before)
+        open_tab(pg, "Resolution stages")
+        pg.locator("#stages img").nth(3).wait_for(state="visible")
+        pg.locator("#snapshots img").nth(1).wait_for(state="visible")
+        assert pg.locator("#stages img").count() == 4 and pg.locator("#snapshots img").count() == 2
+        assert "16x16" in pg.locator("#snapshots").inner_text()
+        assert fetch_pixels(pg, pg.locator("#snapshots img").first.get_attribute("src")).shape == (128, 128, 3)
+    finally:
+        ctx.close()

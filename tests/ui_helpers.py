@@ -1,0 +1,116 @@
+"""Driving the real app in Debian's chromium through Playwright's Python package (no pytest plugin):
+start `python app.py` on a free loopback port, read images back as pixels, set slider boxes.
+Used by tests/test_ui_browser.py and bench/ui.py."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage"]
+IMAGE = "#image"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class App:
+    """`python app.py ARGS` in a subprocess on a free port; `url` once it answers."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict | None = None, timeout: float = 150):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = Path(log_path)
+        self.log = open(self.log_path, "w+")
+        full_env = {k: v for k, v in os.environ.items() if k not in ("GLE_MODEL", "GLE_MODELS_DIR", "SPACE_ID")}
+        full_env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1",
+                        **(env or {}))
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(self.port), *args],
+                                     cwd=ROOT, env=full_env, stdout=self.log, stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=2).read()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() - t0 > timeout:
+                    self.stop()
+                    raise RuntimeError(f"app did not start (rc={self.proc.returncode}):\n{self.output()}")
+                time.sleep(0.25)
+        self.startup_s = time.monotonic() - t0
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.log.close()
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS, headless=True)
+
+
+def open_page(browser, url: str, timeout_ms: int = 60_000):
+    """A fresh page with the first image rendered (the app's load event has finished)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = ctx.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(f"{IMAGE} img", state="visible", timeout=timeout_ms)
+    return page
+
+
+def img_src(page, sel: str = IMAGE) -> str | None:
+    loc = page.locator(f"{sel} img")
+    return loc.first.get_attribute("src") if loc.count() else None
+
+
+def wait_src_change(page, old: str | None, sel: str = IMAGE, timeout_ms: int = 30_000) -> str:
+    page.wait_for_function(
+        "([sel, old]) => { const i = document.querySelector(sel + ' img');"
+        " return i && i.src && i.src !== old && i.complete; }", arg=[sel, old], timeout=timeout_ms)
+    return img_src(page, sel)
+
+
+def fetch_pixels(page, src: str) -> np.ndarray:
+    body = page.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+def pixels(page, sel: str = IMAGE) -> np.ndarray:
+    """The pixels the browser shows in `sel`'s <img> (fetched from its src, decoded)."""
+    return fetch_pixels(page, img_src(page, sel))
+
+
+def set_number(page, sel: str, value) -> None:
+    """Type into a number box and leave it: a slider's number box fires input, then release (blur)."""
+    box = page.locator(f"{sel} input[type=number]").first
+    box.fill(str(value))
+    box.press("Tab")
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
