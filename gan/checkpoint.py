@@ -38,6 +38,12 @@ class CheckpointError(ValueError):
 
 # ---- atomic writes -------------------------------------------------------------------------------
 
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it and put it back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write_fn) -> Path:
     """Call write_fn(tmp_path), fsync, then rename over `path`. The folder must exist."""
     path = Path(path)
@@ -47,6 +53,8 @@ def atomic_write(path: str | Path, write_fn) -> Path:
         write_fn(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 minus the umask)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -140,3 +140,16 @@ def test_new_model_refuses_to_overwrite_an_existing_model(tiny_stylegan2):
 def test_discriminator_loads_from_the_folder(tiny_pggan):
     D = load_network(tiny_pggan, "D")
     assert D(torch.zeros(2, 3, 32, 32)).shape == (2, 1)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    # Atomic writes go through a private temp file (mode 0600); the result must be readable by
+    # others as a plain open() would make it (a model folder served by a Space, shared on a cluster).
+    old = os.umask(0o022)
+    try:
+        cfg = tiny_config("stylegan2")
+        save_model(tmp_path / "m", build_generator(cfg), cfg)
+    finally:
+        os.umask(old)
+    for name in ("G.safetensors", "config.json"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o644
