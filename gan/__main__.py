@@ -1,4 +1,4 @@
-"""python -m gan new|info|generate|train|metrics  (each has --help)."""
+"""python -m gan new|info|generate|pack|train|metrics  (each has --help)."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,13 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_pack(args) -> int:
+    from .commands import pack_model
+    out = pack_model(args.run, args.out, force=args.force)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gan", description="Train, inspect and sample StyleGAN2 / PGGAN models.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="write one grid PNG to --out instead of a folder")
     p.add_argument("--out", required=True, help="output folder (or a .png path with --grid)")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("pack", help="make a shareable model folder (G EMA only) from a training run",
+                       description="Copy a training run's final model into a new folder with the generator only "
+                       "(the G EMA weights; no discriminator) and, for PGGAN, the generator of each stage snapshot "
+                       "under stages/, ready for the explorer and for sharing.")
+    p.add_argument("--run", required=True, help="training run folder (uses its final/) or a model folder")
+    p.add_argument("--out", required=True, help="model folder to create")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out")
+    p.set_defaults(func=cmd_pack)
 
     try:  # commands from modules that may be absent in a partial checkout
         from .training import add_train_arguments, train_command

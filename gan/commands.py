@@ -95,3 +95,41 @@ def generate(model: str | Path, seeds: list[int], out: str | Path, truncation_ps
 
 def info_json(path: str | Path) -> str:
     return json.dumps(model_info(path), indent=2)
+
+
+def _copy_generator(src: Path, dst: Path) -> None:
+    """A model folder with the generator only (for a trained model: the G EMA weights) and the metadata."""
+    cfg, raw = read_config(src)
+    G = load_network(src, "G", cfg)
+    save_model(dst, G, cfg, training=raw.get("training"), dataset=raw.get("dataset"))
+
+
+def pack_model(source: str | Path, out: str | Path, force: bool = False) -> Path:
+    """A shareable model folder from a training run (or a model folder): config.json + G.safetensors,
+    no discriminator, and for PGGAN the generator of every kept stage snapshot under out/stages/.
+
+    `source` is a run folder (its final/ model is used) or a model folder. Everything is checked
+    before anything is written, so a wrong source never leaves a half-written `out`.
+    """
+    source, out = Path(source), Path(out)
+    if (source / "final" / CONFIG_NAME).is_file():
+        model, stages_root = source / "final", source / "stages"
+    elif (source / CONFIG_NAME).is_file() and (source / "G.safetensors").is_file():
+        model, stages_root = source, source / "stages"
+    elif (source / "snapshots").is_dir():
+        raise CheckpointError(f"{source} is a training run that has not finished: let it reach --kimg (or re-run "
+                              f"it with a smaller --kimg to end it now), then pack it")
+    else:
+        raise CheckpointError(f"{source} is neither a training run folder nor a model folder (no final/ and no "
+                              f"config.json + G.safetensors)")
+    if out.resolve() == model.resolve():
+        raise CheckpointError(f"--out {out} is the source model itself: choose a new folder")
+    if (out / CONFIG_NAME).exists() and not force:
+        raise CheckpointError(f"{out} already holds a model: choose another --out (or pass --force to replace it)")
+    stages = sorted(p for p in stages_root.iterdir() if (p / CONFIG_NAME).is_file()) if stages_root.is_dir() else []
+    for folder in [model, *stages]:  # validate every network before writing anything
+        load_network(folder, "G", read_config(folder)[0])
+    _copy_generator(model, out)
+    for stage in stages:
+        _copy_generator(stage, out / "stages" / stage.name)
+    return out

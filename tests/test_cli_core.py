@@ -74,5 +74,31 @@ def test_user_errors_exit_nonzero_with_one_line(args, expect, tiny_stylegan2, tm
 
 
 def test_every_command_has_help():
-    for cmd in ["new", "info", "generate"]:
+    for cmd in ["new", "info", "generate", "pack"]:
         assert "usage" in gan(cmd, "--help").stdout
+
+
+def test_pack_keeps_the_generator_and_every_stage_and_renders_the_same(tiny_pggan, tmp_path):
+    # A finished PGGAN run as the trainer leaves it: final/ (G + D) and stages/RRRxRRR (G + D).
+    import shutil
+    from gan.checkpoint import load_model, save_model
+    from gan.networks import build_discriminator
+    run = tmp_path / "run"
+    shutil.copytree(tiny_pggan, run / "final")
+    G, cfg = load_model(tiny_pggan)
+    for depth, res in enumerate(cfg.stage_resolutions):
+        G.set_stage(depth, 1.0)
+        save_model(run / "stages" / f"{res:03d}x{res:03d}", G, cfg, D=build_discriminator(cfg))
+    gan("pack", "--run", run, "--out", tmp_path / "packed")
+    packed = tmp_path / "packed"
+    assert sorted(p.name for p in packed.iterdir()) == ["G.safetensors", "config.json", "stages"]
+    assert sorted(p.name for p in (packed / "stages").iterdir()) == ["004x004", "008x008", "016x016", "032x032"]
+    assert not list(packed.rglob("D.safetensors"))
+    gan("generate", "--model", run / "final", "--seeds", "0-3", "--grid", "--out", tmp_path / "a.png")
+    gan("generate", "--model", packed, "--seeds", "0-3", "--grid", "--out", tmp_path / "b.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
+    # A second pack onto it is refused, and an unfinished run is refused before anything is written.
+    assert "already holds a model" in gan("pack", "--run", run, "--out", packed, check=False).stderr
+    (tmp_path / "unfinished" / "snapshots").mkdir(parents=True)
+    proc = gan("pack", "--run", tmp_path / "unfinished", "--out", tmp_path / "p2", check=False)
+    assert proc.returncode == 2 and "has not finished" in proc.stderr and not (tmp_path / "p2").exists()
