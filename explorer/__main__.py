@@ -1,4 +1,4 @@
-"""python -m explorer directions|render|mix|stages|export  (each has --help).
+"""python -m explorer directions|render|mix|stages|export|card  (each has --help).
 
 Every command validates its input (output folder, seeds, edits, layer ranges, frame counts)
 before any heavy work, and reports a user error as one line `error: ...` with exit status 2.
@@ -178,6 +178,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_card(args) -> int:
+    from .card import write_card
+    notes = ""
+    if args.notes:
+        try:
+            notes = open(args.notes, encoding="utf-8").read()
+        except OSError as e:
+            raise ExplorerError(f"--notes {args.notes}: {e.strerror or e}") from None
+    readme = write_card(args.model, title=args.title or os.path.basename(os.path.normpath(args.model)),
+                        command=args.command, hardware=args.hardware, notes=notes, seeds=args.seeds,
+                        component=args.component, truncation_psi=args.trunc)
+    print(f"wrote {readme} and its pictures", file=sys.stderr)
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------------
 
 def add_state_args(p: argparse.ArgumentParser, seed: bool = True, edits: bool = True) -> None:
@@ -271,6 +286,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--easing", choices=("linear", "ease"), default="linear", help="ease: slow in/out at keyframes")
     p.add_argument("--out", required=True, help="output .gif or .mp4")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("card", help="write a model card (README.md + sample grid, direction strip, stages)",
+                       description="Render samples.png, direction-C.png (-3..+3 sigma) and stages.png into a model "
+                                   "folder, cache its PCA directions there, and write README.md from config.json, "
+                                   "metrics.jsonl and the text given here.")
+    p.add_argument("--model", required=True, help="model folder (written into)")
+    p.add_argument("--command", required=True, help="the exact training command, quoted")
+    p.add_argument("--hardware", required=True, help='what it trained on, e.g. "2 CPU cores (x86_64)"')
+    p.add_argument("--title", default=None, help="card title (default: the folder name)")
+    p.add_argument("--notes", default=None, metavar="FILE", help="known weaknesses (Markdown file)")
+    p.add_argument("--seeds", type=seed_list, default=list(range(48)), help="seeds of the sample grid (default 0-47)")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi of the sample grid (default 1)")
+    p.add_argument("--component", type=int, default=0, help="PCA component shown in the strip (default 0)")
+    p.set_defaults(func=cmd_card)
     return parser
 
 

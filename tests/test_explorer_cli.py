@@ -169,3 +169,36 @@ def test_a_usage_error_from_a_subprocess_is_one_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "explorer", "render", "--seed", "x", "--out", str(tmp_path / "a.png")],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.startswith("error:") and p.stderr.count("\n") == 1
+
+
+def test_card_writes_readme_pictures_and_caches_directions(tiny_stylegan2, tmp_path, capsys):
+    model = shutil.copytree(tiny_stylegan2, tmp_path / "m")
+    from gan.__main__ import main as gan_main
+    assert gan_main(["metrics", "--model", str(model), "--data", "digits", "--metrics", "swd,msssim", "--num", "32",
+                     "--no-cache"]) == 0
+    (tmp_path / "notes.md").write_text("- blurry: trained for zero kimg\n")
+    code, _, err = run(capsys, "card", "--model", model, "--command", "python -m gan train --data digits",
+                       "--hardware", "2 CPU cores", "--notes", tmp_path / "notes.md", "--seeds", "0-7")
+    assert code == 0, err
+    readme = (model / "README.md").read_text()
+    for expected in ("python -m gan train --data digits", "2 CPU cores", "| swd |", "| msssim |",
+                     "![samples](samples.png)", "![direction 0](direction-0.png)", "blurry: trained for zero kimg"):
+        assert expected in readme
+    # 8 seeds at 64 px in one row of 8; the strip has one row per strip seed and 7 strengths per row.
+    assert Image.open(model / "samples.png").size == (8 * 66 + 2, 66 + 2)
+    strip = Image.open(model / "direction-0.png")
+    assert strip.width > 7 * 64 and strip.height > 4 * 64
+    # The strip's middle column is the unedited render (tile 3 of row 0, at a 4 px pad).
+    from explorer.engine import Engine
+    eng = Engine(model, show_bars=False)
+    base = np.asarray(eng.render(eng.default_state(seed=0, truncation_psi=0.7), size=64).convert("RGB"))
+    x = 4 + 3 * (strip.width - 4) // 7
+    assert np.array_equal(np.asarray(strip.convert("RGB"))[4:68, x:x + 64], base)
+    assert list((model / "directions").glob("directions-*.npz")), "directions are cached next to the model"
+    assert Image.open(model / "stages.png").width > 4 * 64
+
+
+def test_card_with_a_missing_notes_file_is_one_line(sg, capsys, tmp_path):
+    code, _, err = run(capsys, "card", "--model", sg, "--command", "x", "--hardware", "y",
+                       "--notes", tmp_path / "nope.md")
+    assert code == 2 and err.startswith("error: --notes") and len(err.strip().splitlines()) == 1
