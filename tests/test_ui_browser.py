@@ -1,6 +1,7 @@
 """The explorer UI in a real browser: `python app.py` on tiny random models, driven through chromium.
 
-Skipped (with the reason) only when /usr/bin/chromium is missing. A full-page screenshot is saved
+Needs Debian's chromium (`make test` installs it); without it these tests fail with that command,
+rather than skip, so a CI that lost its browser cannot pass silently. A full-page screenshot is saved
 to $E2E_SHOT (default artifacts/screenshot.png)."""
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (or `sudo apt-get install -y chromium`)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = launch_browser(p)
