@@ -8,6 +8,8 @@ z_dim = w_dim = 512, an 8-layer 512-wide mapping network, channel_base 4096, cha
 trained for the explorer on CPU-friendly data. Times are wall-clock, best and median of
 --repeats. The machine may be shared: the load average is printed with the table.
 Targets: PCA of 100k samples at w_dim 512 <= 6 s; 120-frame export at 256 px <= 10 s.
+The render rows are repeated on the shipped default model (assets/models/DEFAULT, or --model),
+which is what the app opens on.
 """
 from __future__ import annotations
 
@@ -46,11 +48,30 @@ def timed(fn, repeats: int) -> tuple[float, float, float]:
     return min(times), statistics.median(times), statistics.median(cpu)
 
 
+def default_model() -> Path | None:
+    models = Path(__file__).resolve().parents[1] / "assets" / "models"
+    name = (models / "DEFAULT").read_text().strip() if (models / "DEFAULT").is_file() else ""
+    return models / name if name and (models / name / "config.json").is_file() else None
+
+
+def render_with(engine: Engine, base, n_edits: int):
+    """A function rendering a new state each call (never a cache hit) with `n_edits` edits."""
+    counter = iter(range(10 ** 9))
+
+    def render():
+        step = next(counter)
+        edits = [Edit(c, 0.5 + 0.001 * step, 0, engine.num_ws) for c in range(n_edits)]
+        engine.render(base.replace(seed=1000 + step, edits=edits), size=256)
+    return render
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine)")
     ap.add_argument("--samples", type=int, default=100_000, help="PCA samples (default 100000)")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (default 3)")
+    ap.add_argument("--model", default=None, help="trained model folder for the render rows (default: the shipped "
+                    "default model, if any)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []   # (what, (best, median, cpu share), unit, target)
@@ -75,16 +96,18 @@ def main() -> int:
         engine.render(base)                                                 # warm-up
 
         # 2. Render latency: one UI action = one uncached render of a new state.
-        counter = iter(range(10 ** 9))
-
-        def render_with(n_edits: int):
-            step = next(counter)                            # a new state each call: never a cache hit
-            edits = [Edit(c, 0.5 + 0.001 * step, 0, engine.num_ws) for c in range(n_edits)]
-            engine.render(base.replace(seed=1000 + step, edits=edits), size=256)
-
         reps = max(5, 3 * args.repeats)
         for n in (0, 1, 4, 16):
-            rows.append((f"render 32->256 px, {n} edit(s) (uncached)", timed(lambda: render_with(n), reps), "ms", None))
+            rows.append((f"render 32->256 px, {n} edit(s) (uncached)",
+                         timed(render_with(engine, base, n), reps), "ms", None))
+        shipped = Path(args.model) if args.model else default_model()
+        if shipped is not None:
+            ship_engine = Engine(shipped, show_bars=False)
+            ship_base = ship_engine.default_state(seed=1, truncation_psi=0.7)
+            ship_engine.render(ship_base)
+            for n in (0, 1, 4):
+                rows.append((f"{shipped.name}: render -> 256 px, {n} edit(s)",
+                             timed(render_with(ship_engine, ship_base, n), reps), "ms", None))
         engine.render(base, size=256)
         rows.append(("render, cache hit", timed(lambda: engine.render(base, size=256), reps), "ms", None))
         state = base.with_edit(0, 2.0, 0, 4)
