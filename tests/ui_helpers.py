@@ -100,9 +100,17 @@ def fetch_pixels(page, src: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
 
 
-def pixels(page, sel: str = IMAGE) -> np.ndarray:
-    """The pixels the browser shows in `sel`'s <img> (fetched from its src, decoded)."""
-    return fetch_pixels(page, img_src(page, sel))
+def pixels(page, sel: str = IMAGE, timeout_s: float = 10.0) -> np.ndarray:
+    """The pixels the browser shows in `sel`'s <img> (fetched from its src, decoded). Right after an
+    update the <img> may still point at a file Gradio is replacing: read src again until it decodes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fetch_pixels(page, img_src(page, sel))
+        except (OSError, ValueError, TypeError):  # PIL.UnidentifiedImageError is an OSError
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def set_number(page, sel: str, value) -> None:
