@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gan.seeds import parse_int_ranges as _parse_ranges
+
 FORMAT_VERSION = 1
 MAX_SEED = 2 ** 32 - 1          # seeds are RandomState seeds
 MAX_ABS_STRENGTH = 100.0        # sigmas; anything beyond is a typo
@@ -258,23 +260,10 @@ class ExplorerState:
 
 def parse_int_ranges(text: str, what: str) -> list[int]:
     """'0-3,6' -> [0, 1, 2, 3, 6] (inclusive ranges, as the official tools' --styles)."""
-    out: list[int] = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m:
-            raise ExplorerError(f"bad {what} {part!r} in {text!r}: use numbers and inclusive ranges like 0-3,6")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        if hi < lo:
-            raise ExplorerError(f"bad {what} range {part!r}: the end is before the start")
-        if hi - lo > 100_000:
-            raise ExplorerError(f"{what} range {part!r} is too long")
-        out.extend(range(lo, hi + 1))
-    if not out:
-        raise ExplorerError(f"no {what} in {text!r}: use numbers and inclusive ranges like 0-3,6")
-    return out
+    try:
+        return _parse_ranges(text, what, max_count=100_000)
+    except ValueError as e:
+        raise ExplorerError(str(e)) from None
 
 
 _EDIT_RE = re.compile(r"(\d+):([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:@(\d+)(?:-(\d+))?)?")
