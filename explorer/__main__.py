@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+from gan.cli import run_command
+
 from .session import NOISE_MODES, DirectionSettings, ExplorerError, ExplorerState, parse_edit
 
 EDIT_HELP = ("COMPONENT:STRENGTH[@START-END]: move along PCA direction COMPONENT by STRENGTH standard "
@@ -304,17 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except (ValueError, OSError) as e:  # user errors (ExplorerError, CheckpointError, ...): one line
-        if os.environ.get("GAN_DEBUG"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

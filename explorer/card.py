@@ -141,7 +141,7 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
         "directions (`directions/`)" + (" and the generator of every training stage (`stages/`)"
                                         if (folder / "stages").is_dir() else "") + ".",
         "",
-        f"![samples](samples.png)",
+        "![samples](samples.png)",
         "",
         f"Seeds {seeds[0]}-{seeds[-1]}, truncation psi {truncation_psi:g}, noise const "
         f"(`python -m gan generate --model {folder.as_posix()} --seeds {seeds[0]}-{seeds[-1]} "
@@ -165,7 +165,7 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
         f"- Network: channel_base {mcfg['channel_base']}, channel_max {mcfg['channel_max']}, z_dim {mcfg['z_dim']}"
         + (f", w_dim {mcfg['w_dim']}, {mcfg['mapping_layers']} mapping layers" if mcfg["arch"] == "stylegan2" else "")
         + (f"; {params['G']:,} generator parameters" if isinstance(params, dict) and "G" in params else "") + ".",
-        f"- Resume or extend: run the same command again (the trainer resumes exactly from its last snapshot; "
+        "- Resume or extend: run the same command again (the trainer resumes exactly from its last snapshot; "
         f"a larger `--kimg` trains further). `python -m gan pack --run <run> --out <folder>` made this folder.",
         "",
         "## Metrics",
@@ -186,7 +186,7 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
         f"PCA of {directions.settings.samples:,} sampled "
         + ("w (GANSpace)" if directions.space == "w" else f"activations of `{directions.activation}`, regressed "
            "back to z (GANSpace's PGGAN method)")
-        + f". The first five components explain "
+        + ". The first five components explain "
         + ", ".join(f"{100 * r:.1f}%" for r in ratio[:5]) + " of the variance.",
         "",
         f"Component {component} from -3 to +3 sigma on all layers, seeds "

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from .cli import run_command
 from .config import ARCHS, ModelConfig
 from .stylegan2 import NOISE_MODES
 
@@ -115,17 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except (ValueError, OSError) as e:  # user errors: one line, no traceback
-        if os.environ.get("GAN_DEBUG"):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":
