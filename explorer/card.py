@@ -166,7 +166,7 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
         + (f", w_dim {mcfg['w_dim']}, {mcfg['mapping_layers']} mapping layers" if mcfg["arch"] == "stylegan2" else "")
         + (f"; {params['G']:,} generator parameters" if isinstance(params, dict) and "G" in params else "") + ".",
         "- Resume or extend: run the same command again (the trainer resumes exactly from its last snapshot; "
-        f"a larger `--kimg` trains further). `python -m gan pack --run <run> --out <folder>` made this folder.",
+        "a larger `--kimg` trains further). `python -m gan pack --run <run> --out <folder>` made this folder.",
         "",
         "## Metrics",
         "",
