@@ -4,7 +4,9 @@ Layers are ws indices. `G.block_ws_layers()` groups them by the resolution of th
 reads them (ws[0] -> 4x4, ws[1:3] -> 8x8, ...; the final toRGB's index sits with the last
 resolution). Presets follow the StyleGAN paper: coarse = the 4-8 px layers (pose, shape),
 middle = 16-32 px (features), fine = 64 px and up (colour, micro-structure). A model under 64 px
-therefore has no fine layers.
+would have no fine layers, so there the bands shrink with the model: fine = its last resolution,
+coarse = 4-8 px below that, middle = what lies between (32 px: coarse 4-8, middle 16, fine 32;
+16 px: 4 / 8 / 16).
 
 PGGAN feeds one latent to every layer, so it cannot mix styles: `require_style_mixing` raises
 StyleMixingUnsupported with a one-line message.
@@ -20,6 +22,7 @@ PRESETS: dict[str, tuple[int, int | None]] = {   # name -> (lowest, highest or N
     "middle": (16, 32),
     "fine": (64, None),
 }
+PAPER_MIN_RESOLUTION = 64      # models this large get the paper's bands as they are
 
 
 def require_style_mixing(G, what: str = "style mixing") -> None:
@@ -35,12 +38,26 @@ def layer_groups(G) -> list[tuple[int, list[int]]]:
     return [(int(G.stage_resolutions[-1]), list(range(G.num_ws)))]
 
 
+def preset_resolutions(resolutions: list[int]) -> dict[str, list[int]]:
+    """Block resolutions (ascending) -> the resolutions of each preset (see the module notes)."""
+    top = resolutions[-1]
+    if top >= PAPER_MIN_RESOLUTION:
+        return {name: [r for r in resolutions if r >= lo and (hi is None or r <= hi)]
+                for name, (lo, hi) in PRESETS.items()}
+    coarse = [r for r in resolutions[:-1] if r <= PRESETS["coarse"][1]]
+    middle = [r for r in resolutions[:-1] if r not in coarse]
+    if not middle and len(coarse) > 1:
+        middle = [coarse.pop()]
+    return {"coarse": coarse, "middle": middle, "fine": [top]}
+
+
 def preset_layers(G, preset: str) -> list[int]:
-    """ws indices of a preset (may be empty: e.g. 'fine' on a model under 64 px)."""
+    """ws indices of a preset (may be empty, e.g. 'middle' on an 8 px model)."""
     if preset not in PRESETS:
         raise ExplorerError(f"unknown mixing preset {preset!r}: use one of {', '.join(PRESETS)}")
-    lo, hi = PRESETS[preset]
-    return [i for res, ix in layer_groups(G) if res >= lo and (hi is None or res <= hi) for i in ix]
+    groups = layer_groups(G)
+    chosen = preset_resolutions([res for res, _ in groups])[preset]
+    return [i for res, ix in groups if res in chosen for i in ix]
 
 
 def presets(G) -> dict[str, list[int]]:
@@ -56,9 +73,7 @@ def resolve_layers(G, layers=None, preset: str | None = None) -> list[int]:
     if preset is not None:
         out = preset_layers(G, preset)
         if not out:
-            lo, hi = PRESETS[preset]
-            span = f"{lo}px and up" if hi is None else f"{lo}-{hi}px"
-            raise ExplorerError(f"this {G.img_resolution}px model has no {preset} layers ({span}): "
+            raise ExplorerError(f"this {G.img_resolution}px model has no {preset} layers: "
                                 f"choose another preset or explicit layers 0-{G.num_ws - 1}")
         return out
     if isinstance(layers, str):

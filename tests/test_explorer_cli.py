@@ -134,7 +134,7 @@ def test_export_gif_and_mp4(sg, tmp_path, capsys):
     (["render", "--seed", 1, "--mix-seed", 2], "--mix-layers"),
     (["render", "--seed", 1, "--mix-seed", 2, "--mix-layers", "0-99"], "outside"),
     (["render"], "no seed"),
-    (["mix", "--rows", "1", "--cols", "2", "--preset", "fine"], "no fine layers"),
+    (["mix", "--rows", "1", "--cols", "2", "--layers", "6-8"], "outside"),
     (["export", "--seeds", "1,2", "--frames-per-seed", 5000], "frames per seed"),
     (["export", "--seeds", ",", "--frames-per-seed", 5], "no seeds"),
     (["export", "--seeds", "0-299", "--frames-per-seed", 10], "over the limit"),

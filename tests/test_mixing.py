@@ -30,15 +30,24 @@ def test_mix_ws_takes_exactly_the_chosen_layers_from_b():
 def test_presets_follow_the_resolution_of_each_layer(engine):
     # 32 px StyleGAN2: 4 -> ws[0]; 8 -> ws[1:3]; 16 -> ws[3:5]; 32 -> ws[5:8] (incl. the final toRGB)
     assert [r for r, _ in mixing.layer_groups(engine.G)] == [4, 8, 16, 32]
+    # Under 64 px the paper's bands shrink with the model: fine = the last resolution.
     assert mixing.preset_layers(engine.G, "coarse") == [0, 1, 2]
-    assert mixing.preset_layers(engine.G, "middle") == [3, 4, 5, 6, 7]
-    assert mixing.preset_layers(engine.G, "fine") == []
+    assert mixing.preset_layers(engine.G, "middle") == [3, 4]
+    assert mixing.preset_layers(engine.G, "fine") == [5, 6, 7]
     assert sorted(sum(mixing.presets(engine.G).values(), [])) == list(range(engine.num_ws))
 
 
+def test_preset_bands_are_the_papers_from_64_px_and_shrink_below():
+    assert mixing.preset_resolutions([4, 8, 16, 32, 64, 128, 256, 512, 1024]) == {
+        "coarse": [4, 8], "middle": [16, 32], "fine": [64, 128, 256, 512, 1024]}
+    assert mixing.preset_resolutions([4, 8, 16, 32, 64]) == {"coarse": [4, 8], "middle": [16, 32], "fine": [64]}
+    assert mixing.preset_resolutions([4, 8, 16]) == {"coarse": [4], "middle": [8], "fine": [16]}
+    assert mixing.preset_resolutions([4, 8]) == {"coarse": [4], "middle": [], "fine": [8]}
+
+
 def test_an_empty_preset_or_bad_layers_are_refused_with_one_line(engine):
-    with pytest.raises(ExplorerError, match="no fine layers"):
-        mixing.resolve_layers(engine.G, preset="fine")
+    with pytest.raises(ExplorerError, match="unknown mixing preset"):
+        mixing.resolve_layers(engine.G, preset="ultra")
     with pytest.raises(ExplorerError, match="outside"):
         mixing.resolve_layers(engine.G, layers=[0, engine.num_ws])
     with pytest.raises(ExplorerError, match="either"):

@@ -209,9 +209,12 @@ def test_style_mixing_layers_change_the_image(page):
     page.locator("#mix_preset_coarse").click()                                      # layers 0-2
     coarse_src = wait_src_change(page, mixed_src)
     assert page.locator("#mix_group1 input[type=checkbox]:checked").count() == 2
-    assert not page.locator("#mix_preset_fine").is_visible()                        # a 32 px model has none
+    page.locator("#mix_preset_fine").click()                                        # 32 px: layers 5-7
+    fine_src = wait_src_change(page, coarse_src)
+    assert page.locator("#mix_group3 input[type=checkbox]:checked").count() == 3
+    assert page.locator("#mix_group1 input[type=checkbox]:checked").count() == 0
     page.locator("#mix_preset_none").click()
-    wait_src_change(page, coarse_src)
+    wait_src_change(page, fine_src)
     assert np.array_equal(pixels(page), original)
     page.locator("#mix_preset_middle").click()
     page.get_by_text("Mixing grid").click()
