@@ -330,7 +330,9 @@ class ExplorerUI:
                      api_visibility="private")
 
     def build_stages(self) -> None:
-        gr.Markdown("The image at every resolution stage of the generator, lowest first.")
+        gr.Markdown("The image at every resolution stage of the generator, lowest first (each block's own "
+                    "RGB output). A PGGAN stops training a stage's RGB output once the next stage has faded "
+                    "in, so for a PGGAN run the snapshots below show what each stage really looked like.")
         gallery = dict(columns=5, format="png", allow_preview=False, buttons=[])
         self.stages = gr.Gallery(show_label=False, elem_id="stages", **gallery)
         self.snapshots = gr.Gallery(label="The same seed through each stage snapshot that training kept",
