@@ -94,11 +94,8 @@ def latest_metrics(folder: Path) -> dict:
 
 
 def _format_metric(name: str, entry: dict) -> str:
-    value = entry["value"]
-    if isinstance(value, dict):
-        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in value.items())
-    else:
-        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+    value = entry["value"]  # metrics.jsonl results are flat: {"swd": 13.1, "swd_32": ..., "msssim": ...}
+    shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
     return f"| {name} | {shown} | {entry.get('num')} images, data `{entry.get('data')}` |"
 
 

@@ -97,11 +97,10 @@ def info_json(path: str | Path) -> str:
     return json.dumps(model_info(path), indent=2)
 
 
-def _copy_generator(src: Path, dst: Path) -> None:
-    """A model folder with the generator only (for a trained model: the G EMA weights) and the metadata."""
+def _read_generator(src: Path) -> tuple:
+    """(G, ModelConfig, config.json) of a model folder, validated as load_network does."""
     cfg, raw = read_config(src)
-    G = load_network(src, "G", cfg)
-    save_model(dst, G, cfg, training=raw.get("training"), dataset=raw.get("dataset"))
+    return load_network(src, "G", cfg), cfg, raw
 
 
 def pack_model(source: str | Path, out: str | Path, force: bool = False) -> Path:
@@ -127,9 +126,9 @@ def pack_model(source: str | Path, out: str | Path, force: bool = False) -> Path
     if (out / CONFIG_NAME).exists() and not force:
         raise CheckpointError(f"{out} already holds a model: choose another --out (or pass --force to replace it)")
     stages = sorted(p for p in stages_root.iterdir() if (p / CONFIG_NAME).is_file()) if stages_root.is_dir() else []
-    for folder in [model, *stages]:  # validate every network before writing anything
-        load_network(folder, "G", read_config(folder)[0])
-    _copy_generator(model, out)
-    for stage in stages:
-        _copy_generator(stage, out / "stages" / stage.name)
+    # Read (and so validate) every generator before writing anything; each is read once.
+    targets = [out, *(out / "stages" / stage.name for stage in stages)]
+    generators = [_read_generator(folder) for folder in [model, *stages]]
+    for dst, (G, cfg, raw) in zip(targets, generators):  # the G EMA weights and the metadata, no D
+        save_model(dst, G, cfg, training=raw.get("training"), dataset=raw.get("dataset"))
     return out
