@@ -7,7 +7,8 @@ Configs: StyleGAN2 at 32, 128 and 256 px (channel_base 16384, channel_max 512, 8
 and PGGAN at 128 px (paper channels), random weights (speed does not depend on the values),
 noise_mode const, under torch.inference_mode(). For StyleGAN2 the baseline is the unfused
 modulated convolution (scale activations, shared weight, scale again: the training form) and the
-variant the fused grouped convolution the explorer uses; the ratio is baseline / variant, measured
+variant the fused grouped convolution (the inference default on CUDA; on CPU the unfused form is
+the default because it measured faster here); the ratio is baseline / variant, measured
 in the same run. The median of --reps timed calls after one warm-up call is reported.
 """
 from __future__ import annotations

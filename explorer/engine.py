@@ -248,10 +248,6 @@ class Engine:
         for i in range(0, ws.shape[0], batch):
             chunk = ws[i:i + batch].to(self.device)
             kw = dict(noise_mode=noise_mode, return_stages=return_stages)
-            if self.arch == "stylegan2" and chunk.shape[0] > 1:
-                # Batches: modulate activations rather than per-sample weights (about 2x faster on
-                # CPU; the same image up to float rounding). Single renders keep the default path.
-                kw["fused"] = False
             if noise_mode == "random":  # reproducible: seeded per call from the state
                 with self._lock, torch.random.fork_rng(devices=[]):
                     torch.manual_seed(noise_seed + i)

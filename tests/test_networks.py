@@ -60,6 +60,20 @@ def test_fused_and_unfused_modulated_conv_agree(up):
     assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_modulated_conv_matches_the_per_sample_definition(fused):
+    # Karras et al. 2020, eq. 1 and 3: w' = w * s_i, w'' = w' / sqrt(sum_{i,k} w'^2 + eps), one conv per sample.
+    torch.manual_seed(0)
+    x, w, s = torch.randn(3, 8, 8, 8), torch.randn(6, 8, 3, 3), torch.randn(3, 8) * 3
+    expected = []
+    for n in range(3):
+        wn = w * s[n].reshape(1, 8, 1, 1)
+        wn = wn / (wn.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).sqrt()
+        expected.append(torch.nn.functional.conv2d(x[n:n + 1], wn, padding=1))
+    got = modulated_conv2d(x, w, s, padding=1, fused=fused)
+    assert torch.allclose(got, torch.cat(expected), atol=1e-5)
+
+
 def test_demodulation_gives_unit_variance_outputs_for_unit_inputs():
     torch.manual_seed(0)
     x = torch.randn(4, 64, 16, 16)
