@@ -118,7 +118,11 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
         else:
             log.truncate_after(-1)
             log.write(event="start", kimg=0.0, world_size=world, device=str(device), config=cfg.to_dict())
-            save_image_grid(ds.get_batch(list(range(min(len(ds), len(grid_z))))).float() / 127.5 - 1,
+            # Evenly spread over the original images (not their mirrored copies): sorted sets (emoji
+            # by code point) would otherwise show only their first kind of image.
+            n_reals = min(ds.num_images, len(grid_z))
+            spread = [i * ds.num_images // n_reals for i in range(n_reals)]
+            save_image_grid(ds.get_batch(spread).float() / 127.5 - 1,
                             out / "samples" / "reals.png")
             save_fakes(G_ema, grid_z, cfg.resolution, out, 0)
         log.write(event="dataset", kimg=kimg_of(counters), **ds.summary(),

@@ -19,6 +19,7 @@ from PIL import Image
 
 from gan.__main__ import main as gan_main
 from gan.checkpoint import load_model, load_network
+from gan.data import load_dataset
 from gan.train_config import TrainConfig, TrainConfigError
 from gan.train_pggan import reals_at_stage, stage_at
 from gan.train_state import (PAUSE_ENV, PAUSE_MARKER, InfiniteSampler, load_latest_snapshot, load_optimizer_state,
@@ -175,6 +176,15 @@ def test_a_run_writes_config_log_grids_snapshots_and_a_final_model(sg2_run):
     assert cfg.img_resolution == 16 and load_network(sg2_run / "final", "D") is not None
     final = json.loads((sg2_run / "final" / "config.json").read_text())
     assert final["training"]["kimg"] == 0.064 and final["dataset"]["num_images"] == 24
+
+
+def test_the_reals_grid_spreads_over_the_whole_dataset(sg2_run, image_folder):
+    """4 grid seeds over 24 images: tiles are images 0, 6, 12 and 18, not the first four."""
+    ds = load_dataset(str(image_folder), 16)
+    grid = np.asarray(Image.open(sg2_run / "samples" / "reals.png").convert("RGB"))
+    tiles = [grid[1 + r * 17:17 + r * 17, 1 + c * 17:17 + c * 17].transpose(2, 0, 1) for r in (0, 1) for c in (0, 1)]
+    for tile, index in zip(tiles, [0, 6, 12, 18]):
+        assert np.abs(tile.astype(int) - ds[index].numpy().astype(int)).max() <= 1, index
 
 
 def test_the_final_model_renders_with_gan_generate(sg2_run, tmp_path):
