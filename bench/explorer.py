@@ -28,9 +28,9 @@ import torch  # noqa: E402
 from explorer.directions import compute_directions, store, weights_hash  # noqa: E402
 from explorer.engine import Engine  # noqa: E402
 from explorer.session import DirectionSettings, Edit  # noqa: E402
-from gan.checkpoint import save_model  # noqa: E402
-from gan.config import ModelConfig  # noqa: E402
-from gan.networks import build_generator, count_params  # noqa: E402
+from gan.io.checkpoint import save_model  # noqa: E402
+from gan.models.config import ModelConfig  # noqa: E402
+from gan.models.networks import build_generator, count_params  # noqa: E402
 
 MODEL = ModelConfig(arch="stylegan2", img_resolution=32, img_channels=3, z_dim=512, w_dim=512, mapping_layers=8,
                     channel_base=4096, channel_max=256)

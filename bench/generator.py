@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan.config import ModelConfig  # noqa: E402
-from gan.networks import build_generator, count_params  # noqa: E402
+from gan.models.config import ModelConfig  # noqa: E402
+from gan.models.networks import build_generator, count_params  # noqa: E402
 from gan.seeds import z_from_seeds  # noqa: E402
 
 CONFIGS = [

@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan.augment import AdaptiveAugment  # noqa: E402
-from gan.distributed import Dist, autocast_context  # noqa: E402
-from gan.networks import build_discriminator, build_generator, count_params  # noqa: E402
-from gan.train_config import TrainConfig  # noqa: E402
-from gan.train_pggan import PGGANTrainer  # noqa: E402
-from gan.train_stylegan2 import StyleGAN2Trainer  # noqa: E402
+from gan.training.augment import AdaptiveAugment  # noqa: E402
+from gan.training.distributed import Dist, autocast_context  # noqa: E402
+from gan.models.networks import build_discriminator, build_generator, count_params  # noqa: E402
+from gan.training.config import TrainConfig  # noqa: E402
+from gan.training.pggan import PGGANTrainer  # noqa: E402
+from gan.training.stylegan2 import StyleGAN2Trainer  # noqa: E402
 
 
 def time_steps(arch: str, res: int, batch: int, steps: int, warmup: int, device: str, precision: str = "fp32",

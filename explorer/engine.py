@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from gan.checkpoint import CheckpointError, atomic_write, load_model, resolve_model_folder
-from gan.images import to_uint8, uint8_to_pil
+from gan.io.checkpoint import CheckpointError, atomic_write, load_model, resolve_model_folder
+from gan.io.images import to_uint8, uint8_to_pil
 from gan.seeds import z_from_seeds
 
 from . import mixing

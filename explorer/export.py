@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.images import to_uint8
+from gan.io.images import to_uint8
 
 GIF_MAX_FPS = 50  # GIF delays are in 1/100 s, and browsers slow down delays under 2/100 s
 MP4_QUALITY = 8  # imageio's 0..10 scale; for libx264 this is -crf 10 (near-transparent)

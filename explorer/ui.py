@@ -27,7 +27,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from gan.checkpoint import read_config
+from gan.io.checkpoint import read_config
 from gan.seeds import parse_seeds
 
 from .engine import Engine, open_engine

@@ -5,8 +5,8 @@ import argparse
 import sys
 
 from .cli import run_command
-from .config import ARCHS, ModelConfig
-from .stylegan2 import NOISE_MODES
+from .models.config import ARCHS, ModelConfig
+from .models.stylegan2 import NOISE_MODES
 
 
 def positive_int(text: str) -> int:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CONFIG_NAME, D_NAME, CheckpointError, load_model, load_network, read_config, \
+from .io.checkpoint import CONFIG_NAME, D_NAME, CheckpointError, load_model, load_network, read_config, \
     resolve_model_folder, save_model
-from .config import ModelConfig
-from .images import save_image, save_image_grid
-from .networks import build_discriminator, build_generator, count_params
+from .models.config import ModelConfig
+from .io.images import save_image, save_image_grid
+from .models.networks import build_discriminator, build_generator, count_params
 from .seeds import z_from_seeds
 
 

@@ -16,7 +16,7 @@ TINY = dict(img_resolution=32, img_channels=3, z_dim=32, w_dim=32, mapping_layer
 
 
 def tiny_config(arch: str = "stylegan2", **overrides):
-    from gan.config import ModelConfig
+    from gan.models.config import ModelConfig
     kw = dict(TINY, arch=arch)
     if arch == "pggan":
         kw["w_dim"] = kw["z_dim"]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from gan.augment import AdaptiveAugment, adjust_color, augment, cut_out, translate
+from gan.training.augment import AdaptiveAugment, adjust_color, augment, cut_out, translate
 
 
 def images(n=4, c=3, r=8, seed=0):

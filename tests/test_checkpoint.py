@@ -8,10 +8,10 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import tiny_config
-from gan.checkpoint import (CheckpointError, atomic_write, load_model, load_network, read_config,
+from gan.io.checkpoint import (CheckpointError, atomic_write, load_model, load_network, read_config,
                             save_model)
 from gan.commands import generate_images, new_model
-from gan.networks import build_generator
+from gan.models.networks import build_generator
 
 
 def one_line(err) -> str:

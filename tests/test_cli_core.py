@@ -81,8 +81,8 @@ def test_every_command_has_help():
 def test_pack_keeps_the_generator_and_every_stage_and_renders_the_same(tiny_pggan, tmp_path):
     # A finished PGGAN run as the trainer leaves it: final/ (G + D) and stages/RRRxRRR (G + D).
     import shutil
-    from gan.checkpoint import load_model, save_model
-    from gan.networks import build_discriminator
+    from gan.io.checkpoint import load_model, save_model
+    from gan.models.networks import build_discriminator
     run = tmp_path / "run"
     shutil.copytree(tiny_pggan, run / "final")
     G, cfg = load_model(tiny_pggan)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan import data
+from gan.data import builtin, sources
 from gan.data import DatasetError, load_dataset
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 200, 0), (0, 0, 255)
@@ -228,7 +228,7 @@ def test_get_batch_gathers_images_and_mirrors(mixed_folder):
 
 def test_big_dataset_is_decoded_per_item_with_the_same_images(mixed_folder, monkeypatch):
     eager = load_dataset(mixed_folder, 8, xflip=True)
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(sources, "MAX_IN_MEMORY_BYTES", 0)
     lazy = load_dataset(mixed_folder, 8, xflip=True)
     assert not lazy.in_memory and len(lazy) == len(eager)
     for i in range(len(eager)):
@@ -242,7 +242,7 @@ def test_per_item_zip_dataset_survives_pickling_for_dataloader_workers(tmp_path,
     path = tmp_path / "set.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("a.png", _png_bytes(Image.new("RGB", (10, 10), GREEN)))
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(sources, "MAX_IN_MEMORY_BYTES", 0)
     ds = load_dataset(path, 4)
     ds[0]  # opens the zip
     copy = pickle.loads(pickle.dumps(ds))
@@ -254,7 +254,7 @@ def test_per_item_dataset_reports_a_file_that_fails_late_and_uses_the_next(tmp_p
     good = _png_bytes(Image.new("RGB", (10, 10), BLUE))
     (tmp_path / "a.png").write_bytes(good[:-30])  # header fine, pixel data cut short
     (tmp_path / "b.png").write_bytes(good)
-    monkeypatch.setattr(data, "MAX_IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(sources, "MAX_IN_MEMORY_BYTES", 0)
     ds = load_dataset(tmp_path, 4)
     assert ds.num_images == 2 and ds.skipped == []
     assert ds[0][:, 1, 1].tolist() == list(BLUE)
@@ -288,7 +288,7 @@ def _need(path: Path) -> None:
 
 
 def test_fashion_mnist_builtin_pads_28_to_32_on_black():
-    _need(data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
+    _need(builtin.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
     ds = load_dataset("fashion-mnist", 32, channels=1, max_images=200)
     images = ds.as_tensor()
     assert images.shape == (200, 1, 32, 32)
@@ -298,19 +298,19 @@ def test_fashion_mnist_builtin_pads_28_to_32_on_black():
 
 
 def test_fashion_mnist_rgb_replicates_grey_and_resizes():
-    _need(data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
+    _need(builtin.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
     images = load_dataset("fashion-mnist", 16, max_images=10).as_tensor()
     assert images.shape == (10, 3, 16, 16)
     assert torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 0], images[:, 2])
 
 
 def test_fashion_mnist_missing_files_say_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
+    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", tmp_path / "absent")
     assert "sudo apt-get install -y dataset-fashion-mnist" in _error("fashion-mnist")
 
 
 def test_emoji_builtin_reads_thousands_of_colour_bitmaps_on_white():
-    _need(data.NOTO_EMOJI_FONT)
+    _need(builtin.NOTO_EMOJI_FONT)
     ds = load_dataset("emoji", 16)
     images = ds.as_tensor()
     assert len(ds) > 3000 and images.shape[1:] == (3, 16, 16)
@@ -323,7 +323,7 @@ def test_emoji_builtin_reads_thousands_of_colour_bitmaps_on_white():
 
 
 def test_emoji_missing_font_says_what_to_install(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "NOTO_EMOJI_FONT", tmp_path / "absent.ttf")
+    monkeypatch.setattr(builtin, "NOTO_EMOJI_FONT", tmp_path / "absent.ttf")
     assert "sudo apt-get install -y fonts-noto-color-emoji" in _error("emoji")
 
 

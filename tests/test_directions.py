@@ -11,7 +11,7 @@ from explorer import directions as dirs_mod
 from explorer.directions import (Directions, apply_edits_ws, apply_edits_z, compute_directions, load_or_compute,
                                  max_components)
 from explorer.session import DirectionSettings, Edit, ExplorerError
-from gan.checkpoint import load_model
+from gan.io.checkpoint import load_model
 
 SETTINGS = DirectionSettings(samples=2000, components=16, seed=0)
 
@@ -179,7 +179,7 @@ def test_cache_is_written_next_to_the_model_and_reused(model_copy, tmp_path, mon
 
 
 def test_cache_is_invalidated_when_the_weights_change(model_copy, tmp_path):
-    from gan.checkpoint import save_model
+    from gan.io.checkpoint import save_model
     G, cfg = load_model(model_copy)
     first = load_or_compute(model_copy, G, SETTINGS, cache_dir=tmp_path / "user", show_bar=False)
     with torch.no_grad():

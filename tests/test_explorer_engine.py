@@ -11,7 +11,7 @@ from PIL import Image
 
 from explorer.engine import Engine, labelled_strip, load_session, open_engine
 from explorer.session import (DirectionSettings, Edit, ExplorerError, ExplorerState, format_edit, parse_edit)
-from gan.checkpoint import load_model, save_model
+from gan.io.checkpoint import load_model, save_model
 
 DIRS = DirectionSettings(samples=2000, components=16)
 
@@ -41,7 +41,7 @@ def pixels(img: Image.Image) -> np.ndarray:
 def test_render_is_the_seed_image_of_the_official_rule(engine):
     """A state renders what G(z_from_seeds([seed]), psi) gives."""
     from gan.commands import generate_images
-    from gan.images import to_uint8
+    from gan.io.images import to_uint8
     want = to_uint8(generate_images(engine.G, [7], truncation_psi=0.5))[0]
     got = np.asarray(engine.render(engine.default_state(seed=7, truncation_psi=0.5)))
     assert got.shape == (32, 32, 3) and np.array_equal(got, want)

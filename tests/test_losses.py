@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan import losses
+from gan.training import losses
 
 
 def test_nonsaturating_g_loss_is_softplus_of_minus_logits():

@@ -76,8 +76,8 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def tiny_grey_generator():
     """A 32x32 greyscale StyleGAN2 with random weights."""
-    from gan.config import ModelConfig
-    from gan.networks import build_generator
+    from gan.models.config import ModelConfig
+    from gan.models.networks import build_generator
     torch.manual_seed(0)
     cfg = ModelConfig(arch="stylegan2", img_resolution=32, img_channels=1, z_dim=32, w_dim=32, mapping_layers=2,
                       channel_base=256, channel_max=32)

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from conftest import tiny_config
-from gan.config import ConfigError, ModelConfig
-from gan.layers import MinibatchStdLayer, downsample2d, make_fir_filter, modulated_conv2d, upsample2d
-from gan.networks import build_discriminator, build_generator, count_params
+from gan.models.config import ConfigError, ModelConfig
+from gan.models.layers import MinibatchStdLayer, downsample2d, make_fir_filter, modulated_conv2d, upsample2d
+from gan.models.networks import build_discriminator, build_generator, count_params
 from gan.seeds import parse_seeds, z_from_seeds
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from explorer.directions import find_cached
 from explorer.session import DirectionSettings
-from gan.checkpoint import load_model
+from gan.io.checkpoint import load_model
 from gan.seeds import z_from_seeds
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,11 +18,11 @@ import torch
 from PIL import Image
 
 from gan.__main__ import main as gan_main
-from gan.checkpoint import load_model, load_network
+from gan.io.checkpoint import load_model, load_network
 from gan.data import load_dataset
-from gan.train_config import TrainConfig, TrainConfigError
-from gan.train_pggan import reals_at_stage, stage_at
-from gan.train_state import (PAUSE_ENV, PAUSE_MARKER, InfiniteSampler, load_latest_snapshot, load_optimizer_state,
+from gan.training.config import TrainConfig, TrainConfigError
+from gan.training.pggan import reals_at_stage, stage_at
+from gan.training.state import (PAUSE_ENV, PAUSE_MARKER, InfiniteSampler, load_latest_snapshot, load_optimizer_state,
                              optimizer_state, read_snapshot)
 from gan.training import train
 

@@ -230,7 +230,7 @@ def metrics_main(model_dir, data_spec, metrics=DEFAULT_METRICS, num: int = DEFAU
 
     cache_dir: "auto" = default_cache_dir(), None = no cache, or a folder. Returns the record.
     """
-    from ..checkpoint import load_model, resolve_model_folder
+    from ..io.checkpoint import load_model, resolve_model_folder
     from ..data import load_dataset
 
     names = parse_metric_names(metrics)

@@ -17,7 +17,7 @@ from torch import nn
 
 from . import losses
 from .augment import AdaptiveAugment
-from .train_config import TrainConfig
+from .config import TrainConfig
 
 PL_BATCH_SHRINK = 2   # the path-length pass uses half the batch (official pl_batch_shrink)
 PL_DECAY = 0.01       # tracking rate of the path-length mean

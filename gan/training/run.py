@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import CheckpointError, atomic_write, module_tensors, save_model
-from .config import FORMAT_VERSION
+from ..io.checkpoint import CheckpointError, atomic_write, module_tensors, save_model
+from ..models.config import FORMAT_VERSION
 from .distributed import Dist
-from .images import save_image_grid
-from .train_config import TrainConfig, TrainConfigError
-from .train_state import load_latest_snapshot, read_snapshot
+from ..io.images import save_image_grid
+from .config import TrainConfig, TrainConfigError
+from .state import load_latest_snapshot, read_snapshot
 
 RUN_CONFIG = "config.json"
 LOG_NAME = "log.jsonl"

@@ -23,8 +23,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .config import FORMAT_VERSION, ConfigError, ModelConfig
-from .networks import build_discriminator, build_generator
+from ..models.config import FORMAT_VERSION, ConfigError, ModelConfig
+from ..models.networks import build_discriminator, build_generator
 
 CONFIG_NAME = "config.json"
 G_NAME = "G.safetensors"

@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 
 from .augment import AUGMENT_MODES
-from .config import ARCHS, ConfigError, ModelConfig, is_power_of_two
-from .seeds import parse_seeds
+from ..models.config import ARCHS, ConfigError, ModelConfig, is_power_of_two
+from ..seeds import parse_seeds
 
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")

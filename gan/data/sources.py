@@ -1,43 +1,8 @@
-"""Training images for the GANs: an image folder, a zip of images, or a built-in offline dataset.
-
-    ds = load_dataset(spec, resolution, channels=3, xflip=False, max_images=None)
-
-`spec` is one of
-- a folder of images, searched recursively (.png .jpg .jpeg .webp .bmp, any case; files and
-  folders whose names start with "." are ignored),
-- a .zip of such images (``__MACOSX/`` and dot-files inside are ignored),
-- a built-in dataset read from files that a package installs (nothing is downloaded):
-  "fashion-mnist" (Debian ``dataset-fashion-mnist``, 70k, MIT), "emoji" (Debian
-  ``fonts-noto-color-emoji``, about 3.9k, OFL-1.1) or "digits" (scikit-learn, 1,797, BSD-3-Clause).
-  A built-in name wins over a folder of the same name: write ``./emoji`` for the folder.
-
-Every image is composited onto white if it has alpha, converted to RGB (``channels=3``) or
-greyscale (``channels=1``), its shorter side resized to `resolution` (Lanczos) and the centre
-square kept. Files are taken in sorted path order; `max_images` keeps the first N readable ones.
-
-The dataset (a ``torch.utils.data.Dataset``):
-- ``ds[i]`` -> torch.uint8 ``[C, R, R]``; ``len(ds)`` is ``2 * ds.num_images`` with ``xflip``,
-  the second half being the first half mirrored left-right (StyleGAN2-ADA's ``--mirror``).
-- ``ds.get_batch(indices)`` -> torch.uint8 ``[N, C, R, R]`` for indices in ``range(len(ds))``:
-  the trainer's way to draw random batches; one vectorised gather when the data is in memory.
-- ``ds.in_memory``: True when all images were decoded at load into one array (the usual case);
-  datasets whose decoded size would pass ``MAX_IN_MEMORY_BYTES`` (2 GiB) are decoded per item.
-- ``ds.as_tensor()`` -> that whole array as torch.uint8 ``[num_images, C, R, R]`` without the
-  mirrored copies, sharing memory with the dataset (treat it as read-only); RuntimeError when
-  not in memory.
-- ``ds.skipped``: list of ``(path, reason)`` for files that could not be read. They are also
-  reported in one warning line on stderr. A per-item dataset only checks each file's header at
-  load; a file that fails to decode later is reported the same way and the next image is used.
-- ``ds.summary()`` -> a JSON-able dict (name, spec, kind, source, licence, counts, shape).
-
-Problems a user can cause (missing path, no images, nothing readable, a built-in whose package
-is not installed, bad arguments) raise `DatasetError`, a ValueError with a one-line message
-that names the problem and the fix.
-"""
-
+"""Decoding training images from a folder, a zip or bytes in memory into an `ImageDataset`
+(uint8 [C, R, R] per item; in memory, or decoded per item when too large). `gan.data` is the
+front door: `load_dataset` lives in `gan/data/__init__.py`."""
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import struct
@@ -55,11 +20,8 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-BUILTIN_DATASETS = ("fashion-mnist", "emoji", "digits")
 MAX_IN_MEMORY_BYTES = 2 * 1024**3  # above this, decode per item instead of all at load
 PROGRESS_MIN_FILES = 2000  # show a progress bar when decoding more files than this
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-NOTO_EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 
 # What a broken or unreadable file can raise while it is read and decoded.
 _READ_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
@@ -319,37 +281,6 @@ class ImageDataset(torch.utils.data.Dataset):
 # Loading
 
 
-def load_dataset(spec: str | os.PathLike, resolution: int, channels: int = 3,
-                 xflip: bool = False, max_images: int | None = None) -> ImageDataset:
-    """Folder / zip / built-in name -> ImageDataset of uint8 [C, resolution, resolution]."""
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise DatasetError(f"resolution must be a positive integer, got {resolution!r}")
-    if channels not in (1, 3):
-        raise DatasetError(f"channels must be 1 (greyscale) or 3 (RGB), got {channels!r}")
-    if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, int)
-                                   or max_images < 1):
-        raise DatasetError(f"max_images must be a positive integer or None, got {max_images!r}")
-    spec_str = os.fspath(spec)
-    key = spec_str.strip().lower()
-    if key in _BUILTINS:
-        return _BUILTINS[key](spec_str, resolution, channels, bool(xflip), max_images)
-
-    path = Path(spec_str).expanduser()
-    if not path.exists():
-        raise DatasetError(f"dataset not found: {spec_str!r} is neither an existing folder or "
-                           f".zip nor a built-in ({', '.join(BUILTIN_DATASETS)}); check the path")
-    if path.is_dir():
-        source, kind = _folder_source(path), "folder"
-    elif zipfile.is_zipfile(path):
-        source, kind = _zip_source(path), "zip"
-    else:
-        raise DatasetError(f"{path} is neither a folder nor a .zip of images; pass a folder of "
-                           f"images, a .zip of them, or one of {', '.join(BUILTIN_DATASETS)}")
-    info = _Info(name=path.stem if kind == "zip" else path.resolve().name, spec=spec_str,
-                 kind=kind, source=str(path.resolve()), licence=None)
-    return _from_source(info, source, resolution, channels, bool(xflip), max_images, "crop")
-
-
 def _is_image_name(rel: str) -> bool:
     parts = rel.split("/")
     return (rel.lower().endswith(IMAGE_EXTENSIONS) and parts[0] != "__MACOSX"
@@ -442,97 +373,3 @@ def _from_array(info: _Info, base: np.ndarray, resolution: int, channels: int, x
     if channels == 3 and images.shape[1] == 1:
         images = np.repeat(images, 3, axis=1)
     return ImageDataset(**common, images=np.ascontiguousarray(images))
-
-
-# ---------------------------------------------------------------------------------------------
-# Built-in datasets
-
-
-def _read_idx_images(path: Path, limit: int | None = None) -> np.ndarray:
-    """A gzipped idx3-ubyte file -> uint8 [N, rows, cols]; only the first `limit` images."""
-    fix = "reinstall it with `sudo apt-get install --reinstall -y dataset-fashion-mnist`"
-    try:
-        with gzip.open(path, "rb") as f:
-            magic = f.read(4)
-            if len(magic) != 4 or magic[:3] != b"\x00\x00\x08" or magic[3] != 3:
-                raise DatasetError(f"{path} is not an idx file of uint8 images; {fix}")
-            dims = struct.unpack(">III", f.read(12))
-            if limit is not None:
-                dims = (min(dims[0], limit),) + dims[1:]
-            data = f.read(int(np.prod(dims)))
-    except (OSError, EOFError, zlib.error, struct.error) as err:
-        raise DatasetError(f"cannot read {path} ({_reason(err)}); {fix}") from err
-    if len(data) != int(np.prod(dims)):
-        raise DatasetError(f"{path} holds {len(data)} bytes of pixels, expected "
-                           f"{int(np.prod(dims))}; {fix}")
-    return np.frombuffer(data, np.uint8).reshape(dims)
-
-
-def _load_fashion_mnist(spec: str, resolution: int, channels: int, xflip: bool,
-                        max_images: int | None) -> ImageDataset:
-    files = [FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz",
-             FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz"]
-    if not all(f.is_file() for f in files):
-        raise DatasetError(f"Fashion-MNIST is not installed (no {files[0]}); install it with "
-                           f"`sudo apt-get install -y dataset-fashion-mnist`")
-    parts, have = [], 0
-    for f in files:  # train (60k) then test (10k)
-        if max_images is None or have < max_images:
-            parts.append(_read_idx_images(f, None if max_images is None else max_images - have))
-            have += len(parts[-1])
-    base = np.concatenate(parts)[:max_images, None]  # [N, 1, 28, 28]
-    base = np.pad(base, ((0, 0), (0, 0), (2, 2), (2, 2)))  # 28 -> 32 on the black background
-    info = _Info("fashion-mnist", spec, "builtin",
-                 f"Debian package dataset-fashion-mnist ({FASHION_MNIST_DIR})", "MIT")
-    return _from_array(info, base, resolution, channels, xflip, max_images)
-
-
-def _load_digits(spec: str, resolution: int, channels: int, xflip: bool,
-                 max_images: int | None) -> ImageDataset:
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:
-        raise DatasetError("the digits dataset needs scikit-learn; install it with "
-                           "`pip install scikit-learn`") from err
-    raw = load_digits().images  # float [1797, 8, 8], ink 0..16 (white digits on black)
-    base = np.round(np.clip(raw, 0, 16) * (255 / 16)).astype(np.uint8)[:, None]
-    info = _Info("digits", spec, "builtin", "scikit-learn sklearn.datasets.load_digits "
-                 "(UCI optical recognition of handwritten digits)", "BSD-3-Clause")
-    return _from_array(info, base, resolution, channels, xflip, max_images)
-
-
-def _load_emoji(spec: str, resolution: int, channels: int, xflip: bool,
-                max_images: int | None) -> ImageDataset:
-    install = "install it with `sudo apt-get install -y fonts-noto-color-emoji`"
-    if not NOTO_EMOJI_FONT.is_file():
-        raise DatasetError(f"Noto Color Emoji is not installed (no {NOTO_EMOJI_FONT}); {install}")
-    try:
-        from fontTools.ttLib import TTFont
-    except ImportError as err:
-        raise DatasetError("the emoji dataset needs fontTools; install it with "
-                           "`pip install fonttools`") from err
-    try:
-        font = TTFont(NOTO_EMOJI_FONT, lazy=True)
-        if "CBDT" not in font or "CBLC" not in font:
-            raise DatasetError(f"{NOTO_EMOJI_FONT} has no colour bitmaps (CBDT table); {install}")
-        strikes = font["CBLC"].strikes
-        best = max(range(len(strikes)), key=lambda s: strikes[s].bitmapSizeTable.ppemY)
-        labels, blobs, seen = [], [], set()
-        for glyph, bitmap in font["CBDT"].strikeData[best].items():
-            png = bitmap.imageData
-            if png and png not in seen:  # many glyphs share one picture
-                seen.add(png)
-                labels.append(f"{NOTO_EMOJI_FONT}:{glyph}")
-                blobs.append(png)
-    except DatasetError:
-        raise
-    except (OSError, ValueError, KeyError, struct.error, AttributeError) as err:
-        raise DatasetError(f"cannot read {NOTO_EMOJI_FONT} ({_reason(err)}); reinstall it with "
-                           f"`sudo apt-get install --reinstall -y fonts-noto-color-emoji`") from err
-    info = _Info("emoji", spec, "builtin",
-                 f"Debian package fonts-noto-color-emoji ({NOTO_EMOJI_FONT})", "OFL-1.1")
-    return _from_source(info, _BytesSource(labels, blobs), resolution, channels, xflip,
-                        max_images, "pad")
-
-
-_BUILTINS = {"fashion-mnist": _load_fashion_mnist, "emoji": _load_emoji, "digits": _load_digits}

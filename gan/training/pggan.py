@@ -24,8 +24,8 @@ from torch import nn
 
 from . import losses
 from .augment import AdaptiveAugment
-from .train_config import TrainConfig, parse_pggan_batch
-from .train_stylegan2 import _Phase
+from .config import TrainConfig, parse_pggan_batch
+from .stylegan2 import _Phase
 
 
 @dataclass(frozen=True)

@@ -28,17 +28,17 @@ from pathlib import Path
 import torch
 
 from .augment import AdaptiveAugment
-from .checkpoint import CheckpointError, atomic_write_json, save_model
+from ..io.checkpoint import CheckpointError, atomic_write_json, save_model
 from .distributed import Dist, autocast_context
-from .images import save_image_grid
-from .networks import build_discriminator, build_generator
-from .seeds import parse_seeds, z_from_seeds
-from .train_config import TrainConfig, TrainConfigError, parse_pggan_batch
-from .train_pggan import PGGANTrainer
-from .train_run import (RUN_CONFIG, RunLog, find_resume_point, kimg_of, progress_bar, run_description, save_fakes,
+from ..io.images import save_image_grid
+from ..models.networks import build_discriminator, build_generator
+from ..seeds import parse_seeds, z_from_seeds
+from .config import TrainConfig, TrainConfigError, parse_pggan_batch
+from .pggan import PGGANTrainer
+from .run import (RUN_CONFIG, RunLog, find_resume_point, kimg_of, progress_bar, run_description, save_fakes,
                         save_stage, stored_run_config, training_summary, weights_checksum)
-from .train_state import InfiniteSampler, restore_training_state, save_training_snapshot, seed_everything
-from .train_stylegan2 import StyleGAN2Trainer
+from .state import InfiniteSampler, restore_training_state, save_training_snapshot, seed_everything
+from .stylegan2 import StyleGAN2Trainer
 
 __all__ = ["TrainConfig", "TrainConfigError", "train", "prepare", "add_train_arguments", "train_command"]
 
@@ -204,7 +204,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
 
 def prepare(cfg: TrainConfig):
     """Load the dataset and resolve every auto option: (resolved TrainConfig, dataset)."""
-    from .data import load_dataset
+    from ..data import load_dataset
     cfg = cfg.validate().resolve()
     ds = load_dataset(cfg.data, cfg.resolution, channels=cfg.channels, xflip=cfg.xflip, max_images=cfg.max_images)
     return cfg.resolve(num_images=ds.num_images).validate(), ds
