@@ -11,12 +11,12 @@ and the text the author gives (the exact command, the hardware, the known weakne
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from PIL import Image
 
 from gan.commands import model_info
+from gan.io.images import image_grid
 
 from .engine import Engine, labelled_strip, save_png
 from .session import DirectionSettings, Edit, ExplorerError
@@ -26,14 +26,9 @@ SIGMAS = (-3, -2, -1, 0, 1, 2, 3)
 
 def sample_grid(engine: Engine, seeds: list[int], truncation_psi: float, tile: int, cols: int) -> Image.Image:
     """Seeds' images in a grid, `tile` px each, 2 px white gutters; row-major in seed order."""
-    rows = math.ceil(len(seeds) / cols)
-    gap = 2
-    out = Image.new("RGB", (cols * (tile + gap) + gap, rows * (tile + gap) + gap), "white")
-    for i, seed in enumerate(seeds):
-        image = engine.render(engine.default_state(seed=seed, truncation_psi=truncation_psi), size=tile,
-                              resample="nearest").convert("RGB")
-        out.paste(image, (gap + (i % cols) * (tile + gap), gap + (i // cols) * (tile + gap)))
-    return out
+    tiles = [engine.render(engine.default_state(seed=seed, truncation_psi=truncation_psi), size=tile,
+                           resample="nearest").convert("RGB") for seed in seeds]
+    return image_grid(tiles, cols=cols, gap=2)
 
 
 def stack(images: list[Image.Image]) -> Image.Image:

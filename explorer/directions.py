@@ -116,7 +116,7 @@ class Directions:
                 "activation": self.activation, "seconds": self.seconds}
 
     def save(self, path: str | Path) -> Path:
-        from gan.io.checkpoint import atomic_write
+        from gan.io.fileio import atomic_write
 
         def write(tmp):
             with open(tmp, "wb") as fh:

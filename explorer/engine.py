@@ -25,10 +25,11 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from gan.io.checkpoint import CheckpointError, atomic_write, load_model, resolve_model_folder
-from gan.io.images import to_uint8, uint8_to_pil
+from gan.io.checkpoint import CheckpointError, load_model, resolve_model_folder
+from gan.io.images import image_grid, to_pil, to_uint8, uint8_to_pil
+from gan.io.images import save_png as gan_save_png
 from gan.seeds import z_from_seeds
 
 from . import mixing
@@ -97,29 +98,15 @@ def resize(image: Image.Image, size: int | None, resample: str | None = None) ->
 
 
 def save_png(image: Image.Image, path: str | Path) -> Path:
-    """Write a PIL image as PNG atomically (the folder must exist)."""
-    path = check_out_path(path, (".png",))
-    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    """Write a PIL image as PNG atomically (the folder must exist; the suffix must be .png)."""
+    return gan_save_png(image, check_out_path(path, (".png",)))
 
 
-def labelled_strip(tiles: list[tuple[Image.Image, str]], pad: int = 4) -> Image.Image:
+def labelled_strip(tiles: list[tuple[Image.Image, str]]) -> Image.Image:
     """Tiles side by side (all the same size), each with its label centred underneath, on white."""
     if not tiles:
         raise ExplorerError("nothing to draw: no images")
-    font = ImageFont.load_default()
-    w, h = tiles[0][0].size
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    boxes = [probe.textbbox((0, 0), label, font=font) for _, label in tiles]
-    text_h = max(b[3] - b[1] for b in boxes)
-    tile_w = max([w] + [b[2] - b[0] for b in boxes])
-    out = Image.new("RGB", (len(tiles) * (tile_w + pad) + pad, h + text_h + 3 * pad), "white")
-    draw = ImageDraw.Draw(out)
-    for i, ((img, label), box) in enumerate(zip(tiles, boxes)):
-        x = pad + i * (tile_w + pad)
-        out.paste(img.convert("RGB"), (x + (tile_w - w) // 2, pad))
-        draw.text((x + (tile_w - (box[2] - box[0])) // 2 - box[0], h + 2 * pad - box[1]), label, fill="black",
-                  font=font)
-    return out
+    return image_grid([t for t, _ in tiles], cols=len(tiles), gap=4, labels=[label for _, label in tiles])
 
 
 def _stage_order(folder: Path):
@@ -385,8 +372,11 @@ class Engine:
         ws_rows, ws_cols = self.ws(state, rows), self.ws(state, cols)
         ws_cells = mixing.grid_ws(ws_rows, ws_cols, layers)
         render = lambda ws: self.render_ws(ws, state.noise_mode, noise_seed=state.seed)  # noqa: E731
-        grid = mixing.assemble_grid(render(ws_rows), render(ws_cols), render(ws_cells))
-        image = uint8_to_pil(to_uint8(grid.unsqueeze(0))[0])
+        row_tiles, col_tiles, cells = (to_pil(render(ws)) for ws in (ws_rows, ws_cols, ws_cells))
+        tiles = [None] + col_tiles  # top row: blank corner, then the column sources
+        for i, row_tile in enumerate(row_tiles):
+            tiles += [row_tile] + cells[i * len(cols):(i + 1) * len(cols)]
+        image = image_grid(tiles, cols=len(cols) + 1, gap=0)
         if size is None or size == self.img_resolution:
             return image
         method = Image.Resampling.NEAREST if size % self.img_resolution == 0 else Image.Resampling.LANCZOS

@@ -105,22 +105,3 @@ def grid_ws(ws_rows: torch.Tensor, ws_cols: torch.Tensor, layers) -> torch.Tenso
     a = ws_rows.repeat_interleave(c, dim=0)
     b = ws_cols.repeat(r, 1, 1)
     return mix_ws(a, b, layers)
-
-
-def assemble_grid(row_imgs: torch.Tensor, col_imgs: torch.Tensor, cells: torch.Tensor,
-                  blank: float = 1.0) -> torch.Tensor:
-    """The StyleGAN paper's figure as one image [C, (R + 1) * H, (K + 1) * W]: the column sources
-    along the top row, the row sources down the first column, blank top-left, the mixes inside.
-    row_imgs [R, C, H, W], col_imgs [K, C, H, W], cells [R * K, C, H, W] row-major."""
-    r, k = row_imgs.shape[0], col_imgs.shape[0]
-    if cells.shape[0] != r * k:
-        raise ValueError(f"cells must be [{r * k}, C, H, W], got {list(cells.shape)}")
-    _, ch, h, w = row_imgs.shape
-    out = torch.full((ch, (r + 1) * h, (k + 1) * w), blank, dtype=row_imgs.dtype)
-    for j in range(k):
-        out[:, :h, (j + 1) * w:(j + 2) * w] = col_imgs[j]
-    for i in range(r):
-        out[:, (i + 1) * h:(i + 2) * h, :w] = row_imgs[i]
-        for j in range(k):
-            out[:, (i + 1) * h:(i + 2) * h, (j + 1) * w:(j + 2) * w] = cells[i * k + j]
-    return out

@@ -237,7 +237,7 @@ class ExplorerState:
 
     def save(self, path: str | Path) -> Path:
         """Write the session as JSON (atomically). The folder must exist."""
-        from gan.io.checkpoint import atomic_write_json
+        from gan.io.fileio import atomic_write_json
         path = Path(path)
         if not path.parent.is_dir():
             raise ExplorerError(f"folder {path.parent} does not exist: create it first")

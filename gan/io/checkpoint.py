@@ -14,8 +14,6 @@ a mismatch is refused with one line naming the file and the first mismatching te
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .fileio import atomic_write, atomic_write_json
 from ..models.config import FORMAT_VERSION, ConfigError, ModelConfig
 from ..models.networks import build_discriminator, build_generator
 
@@ -36,40 +35,7 @@ class CheckpointError(ValueError):
     """A model folder or file that cannot be used (one-line message naming the file)."""
 
 
-# ---- atomic writes -------------------------------------------------------------------------------
-
-def _current_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it and put it back
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: str | Path, write_fn) -> Path:
-    """Call write_fn(tmp_path), fsync, then rename over `path`. The folder must exist."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 minus the umask)
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_json(path: str | Path, obj) -> Path:
-    def write(tmp):
-        with open(tmp, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-    return atomic_write(path, write)
-
+# ---- writing -------------------------------------------------------------------------------------
 
 def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> Path:
     """safetensors file from a name -> tensor dict (tensors made contiguous CPU copies)."""
@@ -82,8 +48,6 @@ def module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
     """Parameters and persistent buffers (the state dict) of a module."""
     return dict(module.state_dict())
 
-
-# ---- saving --------------------------------------------------------------------------------------
 
 def save_model(folder: str | Path, G: nn.Module, cfg: ModelConfig, D: nn.Module | None = None,
                training: dict | None = None, dataset: dict | None = None) -> Path:

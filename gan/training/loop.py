@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from .augment import AdaptiveAugment
-from ..io.checkpoint import CheckpointError, atomic_write_json, save_model
+from ..io.checkpoint import CheckpointError, save_model
+from ..io.fileio import atomic_write_json
 from .distributed import Dist, autocast_context
 from ..io.images import save_image_grid
 from ..models.networks import build_discriminator, build_generator

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..io.checkpoint import CheckpointError, atomic_write, module_tensors, save_model
+from ..io.checkpoint import CheckpointError, module_tensors, save_model
+from ..io.fileio import atomic_write_text
 from ..models.config import FORMAT_VERSION
 from .distributed import Dist
 from ..io.images import save_image_grid
@@ -122,7 +123,7 @@ class RunLog:
                 continue
             if isinstance(rec, dict) and rec.get("kimg", 0) * 1000 <= cur_nimg + 1e-6:
                 keep.append(json.dumps(rec))
-        atomic_write(self.path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in keep)))
+        atomic_write_text(self.path, "".join(line + "\n" for line in keep))
 
 
 @torch.no_grad()

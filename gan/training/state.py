@@ -33,7 +33,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .augment import AdaptiveAugment
-from ..io.checkpoint import CheckpointError, atomic_write, atomic_write_json, module_tensors
+from ..io.checkpoint import CheckpointError, module_tensors
+from ..io.fileio import atomic_write, atomic_write_json
 from .distributed import Dist
 
 SNAPSHOT_DIR = "snapshots"
