@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from gan.cli import run_command
+from gan.cli import positive_int, run_command
 
 from .session import NOISE_MODES, DirectionSettings, ExplorerError, ExplorerState, parse_edit
 
@@ -26,16 +26,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def seed_int(text: str) -> int:

@@ -24,7 +24,7 @@ so deterministic) finds the top components. At most min(components, z_dim) compo
 Results are cached as `<model>/directions/directions-<key>.npz` (numpy arrays plus a JSON
 metadata string; loaded with allow_pickle=False). The key hashes the bytes of G.safetensors and
 the settings, so a changed model never reuses stale directions. A read-only model folder falls
-back to the user cache folder (~/.cache/gan-latent-explorer, or $GAN_EXPLORER_CACHE); if neither
+back to the user cache folder (gan.io.cache: $GAN_CACHE_DIR, default ~/.cache/gan-latent-explorer); if neither
 can be written the directions are still returned, with a warning.
 """
 from __future__ import annotations
@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,8 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gan.io.cache import user_cache_dir
 
 from .session import DirectionSettings, ExplorerError
 
@@ -373,14 +374,6 @@ def cache_key(whash: str, settings: DirectionSettings) -> str:
     blob = json.dumps({"weights": whash, "settings": settings.to_dict(), "method": METHOD_VERSION},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
-def user_cache_dir() -> Path:
-    env = os.environ.get("GAN_EXPLORER_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gan-latent-explorer"
 
 
 def cache_paths(model_folder: str | Path, key: str, cache_dir: str | Path | None = None) -> list[Path]:

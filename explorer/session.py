@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gan.io.json_dataclass import from_json_dict
+from gan.models.stylegan2 import NOISE_MODES
 from gan.seeds import parse_int_ranges as _parse_ranges
 
 FORMAT_VERSION = 1
@@ -25,7 +27,6 @@ MAX_SEED = 2 ** 32 - 1          # seeds are RandomState seeds
 MAX_ABS_STRENGTH = 100.0        # sigmas; anything beyond is a typo
 MAX_SAMPLES = 10_000_000
 MAX_COMPONENTS = 4096
-NOISE_MODES = ("const", "random", "none")
 
 
 class ExplorerError(ValueError):
@@ -52,14 +53,10 @@ def _check_float(name: str, value, lo: float, hi: float) -> float:
     return float(value)
 
 
-def _from_dict(cls, d: dict, what: str):
-    if not isinstance(d, dict):
-        raise ExplorerError(f"{what} must be a JSON object, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ExplorerError(f"unknown {what} key(s) {', '.join(unknown)}: written by a newer or different tool")
-    return known
+def _json_list(value, name: str) -> list:
+    if not isinstance(value, list):
+        raise ExplorerError(f"session {name!r} must be a list")
+    return value
 
 
 @dataclass(frozen=True)
@@ -98,10 +95,9 @@ class Edit:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Edit":
-        _from_dict(cls, d, "edit")
-        if "component" not in d or "strength" not in d:
+        if isinstance(d, dict) and ("component" not in d or "strength" not in d):
             raise ExplorerError(f"an edit needs 'component' and 'strength', got {sorted(d)}")
-        return cls(**d).validate()
+        return from_json_dict(cls, d, "edit", ExplorerError).validate()
 
 
 @dataclass(frozen=True)
@@ -122,8 +118,7 @@ class DirectionSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DirectionSettings":
-        _from_dict(cls, d, "direction settings")
-        return cls(**d).validate()
+        return from_json_dict(cls, d, "direction settings", ExplorerError).validate()
 
 
 @dataclass(frozen=True)
@@ -204,25 +199,16 @@ class ExplorerState:
     @classmethod
     def from_dict(cls, d: dict) -> "ExplorerState":
         """Unknown keys and newer format versions are refused; missing keys get defaults."""
-        _from_dict(cls, d, "session")
-        version = d.get("format_version", FORMAT_VERSION)
-        if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
-            raise ExplorerError(f"session format_version {version} is newer than this tool's "
-                                f"{FORMAT_VERSION}: upgrade the tool")
-        kw = dict(d)
-        if "edits" in kw:
-            if not isinstance(kw["edits"], list):
-                raise ExplorerError("session 'edits' must be a list")
-            kw["edits"] = tuple(Edit.from_dict(e) for e in kw["edits"])
-        if "mix_layers" in kw:
-            if not isinstance(kw["mix_layers"], list):
-                raise ExplorerError("session 'mix_layers' must be a list")
-            kw["mix_layers"] = tuple(kw["mix_layers"])
-        if "directions" in kw:
-            kw["directions"] = DirectionSettings.from_dict(kw["directions"])
-        if isinstance(kw.get("truncation_psi"), int) and not isinstance(kw["truncation_psi"], bool):
-            kw["truncation_psi"] = float(kw["truncation_psi"])
-        return cls(**kw).validate()
+        if isinstance(d, dict):
+            version = d.get("format_version", FORMAT_VERSION)
+            if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+                raise ExplorerError(f"session format_version {version} is newer than this tool's "
+                                    f"{FORMAT_VERSION}: upgrade the tool")
+        return from_json_dict(cls, d, "session", ExplorerError, convert={
+            "edits": lambda v: tuple(Edit.from_dict(e) for e in _json_list(v, "edits")),
+            "mix_layers": lambda v: tuple(_json_list(v, "mix_layers")),
+            "directions": DirectionSettings.from_dict,
+        }).validate()
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)

@@ -4,16 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import run_command
+from .cli import positive_int, run_command
 from .models.config import ARCHS, ModelConfig
+from .metrics import add_metrics_arguments, metrics_command
 from .models.stylegan2 import NOISE_MODES
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from .training import add_train_arguments, train_command
 
 
 def cmd_new(args) -> int:
@@ -95,22 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a model already in --out")
     p.set_defaults(func=cmd_pack)
 
-    try:  # commands from modules that may be absent in a partial checkout
-        from .training import add_train_arguments, train_command
-        p = sub.add_parser("train", help="train a StyleGAN2 or PGGAN model",
-                           description="Train a StyleGAN2 or PGGAN model (also under torchrun).")
-        add_train_arguments(p)
-        p.set_defaults(func=train_command)
-    except ImportError:
-        pass
-    try:
-        from .metrics import add_metrics_arguments, metrics_command
-        p = sub.add_parser("metrics", help="evaluate a model (SWD, MS-SSIM, FID, KID, precision/recall)",
-                           description="Evaluate a model; prints one JSON object and appends it to <model>/metrics.jsonl.")
-        add_metrics_arguments(p)
-        p.set_defaults(func=metrics_command)
-    except ImportError:
-        pass
+    p = sub.add_parser("train", help="train a StyleGAN2 or PGGAN model",
+                       description="Train a StyleGAN2 or PGGAN model (also under torchrun).")
+    add_train_arguments(p)
+    p.set_defaults(func=train_command)
+
+    p = sub.add_parser("metrics", help="evaluate a model (SWD, MS-SSIM, FID, KID, IS, precision/recall)",
+                       description="Evaluate a model; prints one JSON object and appends it to <model>/metrics.jsonl.")
+    add_metrics_arguments(p)
+    p.set_defaults(func=metrics_command)
     return parser
 
 

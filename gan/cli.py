@@ -1,4 +1,4 @@
-"""What every command line of the project does with an error: one line, no traceback."""
+"""What every command line of the project shares: one-line errors (no traceback) and argument types."""
 from __future__ import annotations
 
 import argparse
@@ -20,3 +20,20 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer >= low, else a one-line usage error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"  # argparse names the type in its messages
+    return parse
+
+
+positive_int = int_at_least(1)

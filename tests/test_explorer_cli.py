@@ -30,7 +30,7 @@ def pg(tiny_pggan, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def user_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GAN_EXPLORER_CACHE", str(tmp_path / "user-cache"))
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "user-cache"))
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

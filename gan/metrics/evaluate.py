@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..cli import int_at_least
+from ..io.cache import user_cache_dir
 from ..seeds import z_from_seeds
 from .inception import InceptionFeatures, load_inception
 from .registry import METRICS, MetricInputs, SampleSet, parse_metric_names
@@ -34,11 +36,8 @@ DEFAULT_NUM = 2000
 
 
 def default_cache_dir() -> Path:
-    """$GAN_CACHE_DIR, else $XDG_CACHE_HOME (or ~/.cache) / gan-latent-explorer / metrics."""
-    if os.environ.get("GAN_CACHE_DIR"):
-        return Path(os.environ["GAN_CACHE_DIR"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "gan-latent-explorer" / "metrics"
+    """Real-image feature caches: the user cache folder's metrics/ (see gan.io.cache)."""
+    return user_cache_dir("metrics")
 
 
 def real_sample_indices(dataset_len: int, num: int, seed: int = 0) -> np.ndarray:
@@ -266,19 +265,6 @@ def metrics_main(model_dir, data_spec, metrics=DEFAULT_METRICS, num: int = DEFAU
 
 # ---- argparse wiring -------------------------------------------------------------------------------
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        import argparse
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-    return parse
-
-
 def add_metrics_arguments(parser) -> None:
     """The options of `python -m gan metrics` (an argparse parser or subparser)."""
     parser.add_argument("--model", required=True, help="model folder")
@@ -287,18 +273,18 @@ def add_metrics_arguments(parser) -> None:
     parser.add_argument("--metrics", default=DEFAULT_METRICS,
                         help=f"comma-separated, from: {', '.join(METRICS)} (default {DEFAULT_METRICS}; "
                              "fid, kid and pr need --inception)")
-    parser.add_argument("--num", type=_int_at_least(2), default=DEFAULT_NUM,
+    parser.add_argument("--num", type=int_at_least(2), default=DEFAULT_NUM,
                         help=f"generated images, and real ones when the dataset has that many (default {DEFAULT_NUM}; "
                              "papers use 50000 for FID)")
     parser.add_argument("--inception", metavar="PATH", default=None,
                         help="Inception-v3 TorchScript file pt_inception-2015-12-05-6726825d.pt (as used by "
                              "StyleGAN2-ADA); needed by fid, kid, pr; never downloaded")
-    parser.add_argument("--batch", type=_int_at_least(1), default=64, help="images per batch (default 64)")
+    parser.add_argument("--batch", type=int_at_least(1), default=64, help="images per batch (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the real sample and the metrics' randomness")
     parser.add_argument("--device", default="cpu", help="torch device for the generator and Inception (default cpu)")
     parser.add_argument("--cache-dir", default="auto", metavar="DIR",
-                        help="where real-image Inception features are cached (default: $GAN_CACHE_DIR or "
-                             "~/.cache/gan-latent-explorer/metrics)")
+                        help="where real-image Inception features are cached (default: $GAN_CACHE_DIR/metrics, "
+                             "else ~/.cache/gan-latent-explorer/metrics)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
 
 

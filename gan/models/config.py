@@ -9,6 +9,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from ..io.json_dataclass import from_json_dict
+
 ARCHS = ("stylegan2", "pggan")
 FORMAT_VERSION = 1
 
@@ -85,14 +87,4 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         """Unknown keys are refused (they signal a newer or foreign file); missing keys get defaults."""
-        if not isinstance(d, dict):
-            raise ConfigError("model config must be a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown model config key(s) {', '.join(unknown)}: "
-                              "the file was written by a newer or different tool")
-        try:
-            return cls(**d).validate()
-        except TypeError as e:
-            raise ConfigError(f"bad model config: {e}") from None
+        return from_json_dict(cls, d, "model config", ConfigError).validate()

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 from .augment import AUGMENT_MODES
+from ..io.json_dataclass import from_json_dict
 from ..models.config import ARCHS, ConfigError, ModelConfig, is_power_of_two
 from ..seeds import parse_seeds
 
@@ -190,17 +191,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Unknown keys are refused; missing keys get defaults."""
-        if not isinstance(d, dict):
-            raise TrainConfigError("training config must be a JSON object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TrainConfigError(f"unknown training option(s) {', '.join(unknown)}: "
-                                   "the run was written by a newer or different tool")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise TrainConfigError(f"bad training config: {e}") from None
+        return from_json_dict(cls, d, "training config", TrainConfigError, keys="training option(s)")
 
     def inherit_auto(self, stored: "TrainConfig") -> "TrainConfig":
         """Options left at auto take the stored run's resolved values, so that a resumed run keeps its
