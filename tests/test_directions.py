@@ -65,13 +65,6 @@ def test_directions_are_deterministic_for_a_seed(tiny_stylegan2, sg):
     np.testing.assert_array_equal(again.components, d.components)
 
 
-def test_fast_mapping_matches_the_module(sg):
-    G, _ = sg
-    z = torch.randn(100, G.z_dim)
-    with torch.inference_mode():
-        torch.testing.assert_close(dirs_mod._w_sampler(G)(z), G.mapping(z)[:, 0], rtol=1e-5, atol=1e-5)
-
-
 def test_max_components_is_capped_by_the_latent_size(sg, pg):
     assert max_components(sg[0], DirectionSettings(components=500)) == sg[0].w_dim
     assert max_components(pg[0], DirectionSettings(components=500)) == pg[0].z_dim

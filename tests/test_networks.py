@@ -211,3 +211,28 @@ def test_seeds_follow_the_official_rule_and_ranges_parse():
     for bad in ["5-3", "a", "", "1-2-3", "-4"]:
         with pytest.raises(ValueError):
             parse_seeds(bad)
+
+
+def test_mapping_inference_path_equals_the_equalised_lr_definition():
+    """Without autograd the FC layers take a folded fast path; it must compute the same w as the
+    definition written out here: lrelu(x @ (W * lr_mul / sqrt(in))^T + b * lr_mul) * sqrt(2)."""
+    torch.manual_seed(0)
+    G = build_generator(tiny_config()).eval()
+    with torch.no_grad():
+        for p in G.mapping.parameters():  # non-trivial biases, so bias handling is exercised
+            p.add_(torch.randn_like(p) * 0.1)
+    z = torch.randn(64, G.z_dim)
+    x = z / z.square().mean(dim=1, keepdim=True).add(1e-8).sqrt()
+    for i in range(G.mapping.num_layers):
+        fc = getattr(G.mapping, f"fc{i}")
+        lr_mul = fc.bias_gain
+        y = x @ (fc.weight * lr_mul / np.sqrt(fc.in_features)).T + fc.bias * lr_mul
+        x = torch.where(y >= 0, y, 0.2 * y) * np.sqrt(2)
+    with torch.no_grad():
+        fast = G.mapping.to_w(z)
+        ws = G.mapping(z)
+    with torch.enable_grad():
+        slow = G.mapping.to_w(z)
+    torch.testing.assert_close(fast, x.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(slow.detach(), x.detach(), rtol=1e-5, atol=1e-5)
+    assert torch.equal(ws, fast.unsqueeze(1).expand(-1, G.num_ws, -1))

@@ -35,13 +35,18 @@ class MappingNetwork(nn.Module):
                                                           lr_multiplier=lr_multiplier))
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                update_emas: bool = False) -> torch.Tensor:
+    def to_w(self, z: torch.Tensor) -> torch.Tensor:
+        """z [N, z_dim] -> w [N, w_dim]: untruncated, not broadcast to num_ws (what PCA samples)."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
         x = normalize_2nd_moment(z.to(torch.float32))
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
+        return x
+
+    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
+                update_emas: bool = False) -> torch.Tensor:
+        x = self.to_w(z)
         if update_emas:  # track the mean w for truncation (training only)
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [N, num_ws, w_dim]
