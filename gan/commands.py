@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .io.checkpoint import CONFIG_NAME, D_NAME, CheckpointError, load_model, load_network, read_config, \
+from .io.checkpoint import CONFIG_NAME, D_NAME, G_NAME, CheckpointError, load_model, load_network, read_config, \
     resolve_model_folder, save_model
 from .models.config import ModelConfig
 from .io.images import save_image, save_image_grid
@@ -28,10 +28,10 @@ def new_model(out: str | Path, cfg: ModelConfig, seed: int = 0, force: bool = Fa
 def model_info(path: str | Path) -> dict:
     """Architecture summary and parameter counts of a model folder (one JSON-able dict)."""
     folder = resolve_model_folder(path)
-    cfg, raw = read_config(folder)
-    G = load_network(folder, "G", cfg)
+    cfg, raw = config = read_config(folder)
+    G = load_network(folder, "G", config)
     if (folder / D_NAME).is_file():
-        D = load_network(folder, "D", cfg)
+        D = load_network(folder, "D", config)
     else:  # only the count is needed: build it without memory
         with torch.device("meta"):
             D = build_discriminator(cfg)
@@ -99,8 +99,8 @@ def info_json(path: str | Path) -> str:
 
 def _read_generator(src: Path) -> tuple:
     """(G, ModelConfig, config.json) of a model folder, validated as load_network does."""
-    cfg, raw = read_config(src)
-    return load_network(src, "G", cfg), cfg, raw
+    cfg, raw = config = read_config(src)
+    return load_network(src, "G", config), cfg, raw
 
 
 def pack_model(source: str | Path, out: str | Path, force: bool = False) -> Path:
@@ -113,7 +113,7 @@ def pack_model(source: str | Path, out: str | Path, force: bool = False) -> Path
     source, out = Path(source), Path(out)
     if (source / "final" / CONFIG_NAME).is_file():
         model, stages_root = source / "final", source / "stages"
-    elif (source / CONFIG_NAME).is_file() and (source / "G.safetensors").is_file():
+    elif (source / CONFIG_NAME).is_file() and (source / G_NAME).is_file():
         model, stages_root = source, source / "stages"
     elif (source / "snapshots").is_dir():
         raise CheckpointError(f"{source} is a training run that has not finished: let it reach --kimg (or re-run "

@@ -138,3 +138,44 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
         os.umask(old)
     for name in ("G.safetensors", "config.json"):
         assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o644
+
+
+def test_a_config_without_format_version_is_refused_as_not_ours(tiny_stylegan2, tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    raw = json.loads((tiny_stylegan2 / "config.json").read_text())
+    del raw["format_version"]
+    (folder / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(CheckpointError) as err:
+        read_config(folder)
+    message = str(err.value)
+    assert "no format_version" in message and "python -m gan" in message and "\n" not in message
+
+
+def test_a_crash_between_the_weights_and_config_json_is_caught_at_load(tmp_path, monkeypatch):
+    """Re-saving a folder with another model, killed after G.safetensors but before config.json: the
+    old config must not silently pair with the new weights (same shapes, so only the save id tells)."""
+    import gan.io.checkpoint as checkpoint
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    old_G = build_generator(cfg)
+    save_model(tmp_path / "m", old_G, cfg)
+    torch.manual_seed(1)
+    new_G = build_generator(cfg)
+
+    def crash_on_config(path, obj):
+        raise KeyboardInterrupt  # the process dies here: G is written, config.json is the old one
+    monkeypatch.setattr(checkpoint, "atomic_write_json", crash_on_config)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(tmp_path / "m", new_G, cfg)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="come from different saves"):
+        load_model(tmp_path / "m")
+    save_model(tmp_path / "m", new_G, cfg)  # saving again mends the folder
+    G, _ = load_model(tmp_path / "m")
+    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), new_G.state_dict().values()))
+
+
+def test_load_network_names_only_g_or_d(tiny_stylegan2):
+    with pytest.raises(ValueError, match="'G' or 'D'"):
+        load_network(tiny_stylegan2, "g_ema")

@@ -74,8 +74,12 @@ def test_user_errors_exit_nonzero_with_one_line(args, expect, tiny_stylegan2, tm
 
 
 def test_every_command_has_help():
-    for cmd in ["new", "info", "generate", "pack"]:
-        assert "usage" in gan(cmd, "--help").stdout
+    from gan.__main__ import build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices  # what `python -m gan` offers
+    assert set(commands) == {"new", "info", "generate", "pack", "train", "metrics"}
+    for cmd in commands:
+        out = gan(cmd, "--help").stdout
+        assert out.startswith(f"usage: python -m gan {cmd}") and "--" in out
 
 
 def test_pack_keeps_the_generator_and_every_stage_and_renders_the_same(tiny_pggan, tmp_path):
@@ -86,7 +90,7 @@ def test_pack_keeps_the_generator_and_every_stage_and_renders_the_same(tiny_pgga
     run = tmp_path / "run"
     shutil.copytree(tiny_pggan, run / "final")
     G, cfg = load_model(tiny_pggan)
-    for depth, res in enumerate(cfg.stage_resolutions):
+    for depth, res in enumerate(cfg.resolutions):
         G.set_stage(depth, 1.0)
         save_model(run / "stages" / f"{res:03d}x{res:03d}", G, cfg, D=build_discriminator(cfg))
     gan("pack", "--run", run, "--out", tmp_path / "packed")

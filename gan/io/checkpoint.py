@@ -14,6 +14,7 @@ a mismatch is refused with one line naming the file and the first mismatching te
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import torch
@@ -54,11 +55,16 @@ def save_model(folder: str | Path, G: nn.Module, cfg: ModelConfig, D: nn.Module 
     """Write a complete model folder. Existing files are replaced atomically, one by one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors(folder / G_NAME, module_tensors(G), {"format_version": FORMAT_VERSION, "network": "G"})
-    if D is not None:
-        atomic_save_tensors(folder / D_NAME, module_tensors(D), {"format_version": FORMAT_VERSION, "network": "D"})
+    # One id per save, in every file: a crash between the tensor files and config.json (or files mixed
+    # from two models) then shows up as a mismatch at load instead of a silently mixed model.
+    save_id = secrets.token_hex(8)
+    for name, net, which in ((G_NAME, G, "G"), (D_NAME, D, "D")):
+        if net is not None:
+            atomic_save_tensors(folder / name, module_tensors(net),
+                                {"format_version": FORMAT_VERSION, "network": which, "save_id": save_id})
     config = {
         "format_version": FORMAT_VERSION,
+        "save_id": save_id,
         "arch": cfg.arch,
         "model": cfg.to_dict(),
         "training": training or {},
@@ -107,7 +113,10 @@ def read_config(folder: str | Path) -> tuple[ModelConfig, dict]:
     if not isinstance(raw, dict) or "model" not in raw:
         raise CheckpointError(f"{path}: missing the 'model' section; not a model config")
     version = raw.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if version is None:
+        raise CheckpointError(f"{path}: no format_version, so not a model config written by this tool; "
+                              "re-create the folder with `python -m gan new`, `train` or `pack`")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {version!r} is not supported (this tool reads "
                               f"up to {FORMAT_VERSION}); upgrade the tool")
     try:
@@ -153,16 +162,35 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         return {k: fh.get_tensor(k) for k in fh.keys()}
 
 
-def load_network(folder: str | Path, which: str = "G", cfg: ModelConfig | None = None) -> nn.Module:
-    """Validate then build and fill one network ('G' or 'D') of a model folder."""
+def check_same_save(path: Path, raw: dict, cfg_path: Path) -> None:
+    """Refuse a tensor file written by another save than config.json (folders from before save ids
+    carry none and are not checked)."""
+    want = raw.get("save_id")
+    if want is None:
+        return
+    with safe_open(str(path), framework="pt") as fh:
+        found = (fh.metadata() or {}).get("save_id")
+    if found is not None and found != want:
+        raise CheckpointError(f"{path} and {cfg_path} come from different saves (an interrupted write, or files "
+                              "mixed from two models): save the model again, or restore both files together")
+
+
+_NETWORKS = {"G": (G_NAME, build_generator), "D": (D_NAME, build_discriminator)}
+
+
+def load_network(folder: str | Path, which: str = "G", config: tuple[ModelConfig, dict] | None = None) -> nn.Module:
+    """Validate then build and fill one network ('G' or 'D') of a model folder. config: what
+    read_config(folder) returned, when the caller has it already."""
+    if which not in _NETWORKS:
+        raise ValueError(f"which must be 'G' or 'D', got {which!r}")
     folder = resolve_model_folder(folder)
-    if cfg is None:
-        cfg, _ = read_config(folder)
-    builder = build_generator if which == "G" else build_discriminator
-    path = folder / (G_NAME if which == "G" else D_NAME)
+    cfg, raw = config or read_config(folder)
+    name, builder = _NETWORKS[which]
+    path = folder / name
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; the model folder has no {which} weights")
     check_shapes(path, expected_shapes(builder, cfg), folder / CONFIG_NAME)
+    check_same_save(path, raw, folder / CONFIG_NAME)
     net = builder(cfg)
     tensors = load_tensors(path)
     net.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()}, strict=True)
@@ -172,7 +200,8 @@ def load_network(folder: str | Path, which: str = "G", cfg: ModelConfig | None =
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelConfig]:
     """Load a model folder's generator for inference: (G in eval mode, no grads, ModelConfig)."""
     folder = resolve_model_folder(path)
-    cfg, _ = read_config(folder)
-    G = load_network(folder, "G", cfg)
+    config = read_config(folder)
+    G = load_network(folder, "G", config)
+    cfg = config[0]
     G.eval().requires_grad_(False).to(device)
     return G, cfg

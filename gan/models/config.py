@@ -32,7 +32,7 @@ class ModelConfig:
     w_dim: int = 512                 # intermediate latent size (StyleGAN2; PGGAN uses z_dim)
     mapping_layers: int = 8          # StyleGAN2 mapping network depth
     mapping_lr_multiplier: float = 0.01
-    channel_base: int = 0            # channels at resolution r = min(channel_base // r, channel_max); 0 = auto
+    channel_base: int = 0            # feature maps per resolution, see channels_at(); 0 = auto
     channel_max: int = 512
     conv_clamp: float | None = 256.0  # StyleGAN2: clamp conv outputs (official default 256)
     mbstd_group_size: int = 4        # discriminator minibatch-stddev group size
@@ -51,10 +51,16 @@ class ModelConfig:
         return 32768 if self.img_resolution >= 512 else 16384  # StyleGAN2-ADA 'auto' config
 
     def channels_at(self, res: int) -> int:
-        return min(self.resolved_channel_base // res, self.channel_max)
+        """Feature maps of the blocks at resolution `res`: StyleGAN2 min(channel_base / res, channel_max)
+        as the official code; PGGAN min(2 channel_base / res, channel_max), the paper's nf(log2(res) - 1)
+        with fmap_base 8192 giving 512 up to 32x32 and 16 at 1024x1024."""
+        base = self.resolved_channel_base * (2 if self.arch == "pggan" else 1)
+        return min(base // res, self.channel_max)
 
     @property
-    def stage_resolutions(self) -> list[int]:
+    def resolutions(self) -> list[int]:
+        """Every block resolution, 4, 8, ..., img_resolution. (A PGGAN generator's `stage_resolutions`
+        are only the stages grown so far.)"""
         return [2 ** i for i in range(2, int(math.log2(self.img_resolution)) + 1)]
 
     # ---- validation and (de)serialisation ---------------------------------------------------
@@ -74,9 +80,10 @@ class ModelConfig:
         if self.channel_base < 0:
             raise ConfigError(f"channel_base must be >= 0 (0 = auto), got {self.channel_base}")
         if self.channels_at(self.img_resolution) < 1:
+            need = self.img_resolution // (2 if self.arch == "pggan" else 1)
             raise ConfigError(
                 f"channel_base {self.resolved_channel_base} gives 0 channels at {self.img_resolution}px: "
-                f"use channel_base >= {self.img_resolution}")
+                f"use channel_base >= {need}")
         if self.mbstd_group_size < 1 or self.mbstd_num_channels < 1:
             raise ConfigError("mbstd_group_size and mbstd_num_channels must be >= 1")
         return self

@@ -26,11 +26,6 @@ from .stylegan2 import check_noise_mode
 SQRT2 = math.sqrt(2.0)
 
 
-def pggan_channels(cfg: ModelConfig, res: int) -> int:
-    """Feature maps at resolution res (the paper's nf(log2(res) - 1))."""
-    return min(2 * cfg.resolved_channel_base // res, cfg.channel_max)
-
-
 class EqualizedConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, gain: float = SQRT2):
         super().__init__()
@@ -132,7 +127,7 @@ class Generator(StageProgress):
     supports_style_mixing = False
 
     def __init__(self, cfg: ModelConfig):
-        resolutions = cfg.stage_resolutions
+        resolutions = cfg.resolutions
         super().__init__(max_depth=len(resolutions) - 1)
         self.cfg = cfg
         self.z_dim = self.w_dim = cfg.z_dim
@@ -142,7 +137,7 @@ class Generator(StageProgress):
         self.mapping = PGGANMapping(cfg.z_dim)
         in_ch = cfg.z_dim
         for res in resolutions:
-            out_ch = pggan_channels(cfg, res)
+            out_ch = cfg.channels_at(res)
             setattr(self, f"b{res}", GeneratorBlock(in_ch, out_ch, res))
             setattr(self, f"torgb{res}", EqualizedConv2d(out_ch, cfg.img_channels, 1, gain=1.0))
             in_ch = out_ch
@@ -212,16 +207,16 @@ class Discriminator(StageProgress):
     arch = "pggan"
 
     def __init__(self, cfg: ModelConfig):
-        resolutions = cfg.stage_resolutions
+        resolutions = cfg.resolutions
         super().__init__(max_depth=len(resolutions) - 1)
         self.cfg = cfg
         self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
         self.resolutions = resolutions
         for res in resolutions:
-            setattr(self, f"fromrgb{res}", EqualizedConv2d(cfg.img_channels, pggan_channels(cfg, res), 1))
+            setattr(self, f"fromrgb{res}", EqualizedConv2d(cfg.img_channels, cfg.channels_at(res), 1))
             if res > 4:
-                setattr(self, f"b{res}", DiscriminatorBlock(pggan_channels(cfg, res), pggan_channels(cfg, res // 2)))
-        self.b4 = DiscriminatorEpilogue(pggan_channels(cfg, 4), min(cfg.resolved_channel_base, cfg.channel_max),
+                setattr(self, f"b{res}", DiscriminatorBlock(cfg.channels_at(res), cfg.channels_at(res // 2)))
+        self.b4 = DiscriminatorEpilogue(cfg.channels_at(4), min(cfg.resolved_channel_base, cfg.channel_max),
                                         cfg.mbstd_group_size, cfg.mbstd_num_channels)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:  # [N, C, r, r] at the current stage -> [N, 1]

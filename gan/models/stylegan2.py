@@ -139,7 +139,7 @@ class SynthesisNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.w_dim, self.img_resolution, self.img_channels = cfg.w_dim, cfg.img_resolution, cfg.img_channels
-        self.block_resolutions = cfg.stage_resolutions
+        self.block_resolutions = cfg.resolutions
         self.num_ws = 0
         for res in self.block_resolutions:
             in_ch = cfg.channels_at(res // 2) if res > 4 else 0
@@ -182,7 +182,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.z_dim, self.w_dim = cfg.z_dim, cfg.w_dim
         self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
-        self.stage_resolutions = cfg.stage_resolutions
+        self.stage_resolutions = cfg.resolutions
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
@@ -252,7 +252,7 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
-        self.block_resolutions = cfg.stage_resolutions[::-1][:-1]  # [R, R/2, ..., 8]
+        self.block_resolutions = cfg.resolutions[::-1][:-1]  # [R, R/2, ..., 8]
         for res in self.block_resolutions:
             in_ch = cfg.channels_at(res) if res < self.img_resolution else 0
             setattr(self, f"b{res}", DiscriminatorBlock(in_ch, cfg.channels_at(res), cfg.channels_at(res // 2),
