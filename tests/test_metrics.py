@@ -1,8 +1,10 @@
 """Metrics: real computations on small real data (scikit-learn's digits), Gaussians with known
-answers, tiny random generators, and a small TorchScript feature extractor saved to tmp_path."""
+answers, MS-SSIM and IS against plain-numpy transcriptions of their formulas, tiny random
+generators, and a small TorchScript stand-in for the Inception file saved to tmp_path."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -10,9 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan.metrics import (METRICS, InceptionError, append_jsonl, compute_metrics, fid, kid, load_inception,
-                         metrics_main, ms_ssim, msssim_diversity, parse_metric_names, precision_recall)
+from gan.io.images import quantise as to_uint8
+from gan.metrics import (METRICS, InceptionError, append_jsonl, compute_metrics, fid, inception_score, kid,
+                         load_inception, metrics_main, ms_ssim, msssim_diversity, parse_metric_names,
+                         precision_recall)
 from gan.metrics.swd import laplacian_pyramid, pyramid_resolutions, swd
+from gan.seeds import z_from_seeds
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +74,6 @@ class ArrayDataset:
         return {"name": self.name, "length": len(self), "shape": list(self.images.shape[1:])}
 
 
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    return (x * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
-
 @pytest.fixture(scope="module")
 def tiny_grey_generator():
     """A 32x32 greyscale StyleGAN2 with random weights."""
@@ -84,17 +85,30 @@ def tiny_grey_generator():
     return build_generator(cfg).eval().requires_grad_(False)
 
 
+class PooledPixels(torch.nn.Module):
+    """A stand-in with the official Inception file's forward signature. Features (return_features):
+    4x4 average-pooled pixels (48-d), real features of the images, cheap enough for a test.
+    Otherwise a softmax over 8 classes of a fixed linear map of them, whose output bias (skipped
+    with no_output_bias, as the official IS does) is large enough to put almost every image in
+    class 0: a call that forgot no_output_bias would give an IS of about 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", torch.randn(48, 8, generator=torch.Generator().manual_seed(0)) * 20)
+        self.register_buffer("bias", torch.tensor([50.0] + [0.0] * 7))
+
+    def forward(self, x: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
+                no_output_bias: bool = False) -> torch.Tensor:
+        assert x.dtype == torch.uint8 and x.shape[1] == 3
+        feats = F.adaptive_avg_pool2d(x.float() / 255.0, 4).flatten(1)
+        if return_features:
+            return feats
+        logits = (feats - feats.mean(dim=1, keepdim=True)) @ self.weight
+        return (logits if no_output_bias else logits + self.bias).softmax(dim=1)
+
+
 @pytest.fixture(scope="module")
 def feature_extractor_file(tmp_path_factory):
-    """A small TorchScript module with the official Inception calling convention:
-    module(uint8 [N, 3, H, W], return_features=True) -> [N, D]. Its features are 4x4 average-pooled
-    pixels (48-d): real features of the images, cheap enough for a test."""
-
-    class PooledPixels(torch.nn.Module):
-        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-            assert x.dtype == torch.uint8 and x.shape[1] == 3
-            return F.adaptive_avg_pool2d(x.float() / 255.0, 4).flatten(1)
-
     path = tmp_path_factory.mktemp("detector") / "pooled_pixels.pt"
     torch.jit.save(torch.jit.script(PooledPixels()), str(path))
     return path
@@ -138,8 +152,107 @@ def test_swd_is_deterministic_given_a_seed_and_takes_uint8_or_float(digits32):
 
 # ---- MS-SSIM -------------------------------------------------------------------------------------
 
-def test_msssim_of_identical_images_is_one(digits32):
-    assert torch.allclose(ms_ssim(digits32[:16], digits32[:16]), torch.ones(16, dtype=torch.float64), atol=1e-4)
+def reference_ms_ssim(x: np.ndarray, y: np.ndarray) -> float:
+    """MS-SSIM of two images [C, H, W] with pixels 0..255, transcribed from the published definition
+    as PGGAN's metrics/ms_ssim.py computes it, written independently of gan.metrics.msssim: an
+    explicit 2-D window, each window's weighted, centred moments, a reshape for the 2x2 averages."""
+    weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    value = 1.0
+    for scale, weight in enumerate(weights):
+        channels, h, w = x.shape
+        size = min(11, h, w)
+        sigma, centre = 1.5 * size / 11, (size - 1) / 2
+        window = np.array([[math.exp(-((i - centre) ** 2 + (j - centre) ** 2) / (2 * sigma ** 2))
+                            for j in range(size)] for i in range(size)])
+        window /= window.sum()
+        ssim_maps, cs_maps = [], []
+        for c in range(channels):
+            px = np.lib.stride_tricks.sliding_window_view(x[c], (size, size))  # [H', W', size, size]
+            py = np.lib.stride_tricks.sliding_window_view(y[c], (size, size))
+            mu_x, mu_y = (px * window).sum((2, 3)), (py * window).sum((2, 3))
+            dx, dy = px - mu_x[..., None, None], py - mu_y[..., None, None]
+            var_x, var_y, cov = (dx * dx * window).sum((2, 3)), (dy * dy * window).sum((2, 3)), \
+                (dx * dy * window).sum((2, 3))
+            cs = (2 * cov + c2) / (var_x + var_y + c2)
+            cs_maps.append(cs)
+            ssim_maps.append((2 * mu_x * mu_y + c1) / (mu_x ** 2 + mu_y ** 2 + c1) * cs)
+        if scale == len(weights) - 1:
+            return value * max(np.mean(ssim_maps), 0.0) ** weight
+        value *= max(np.mean(cs_maps), 0.0) ** weight
+        x = x.reshape(channels, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+        y = y.reshape(channels, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+
+
+def pattern_images(res: int, channels: int, seed: int = 0) -> torch.Tensor:
+    """Seven uint8 images [7, C, res, res], paired as PAIRS says: a smooth gradient and a noisy copy;
+    rectangles and ellipses over a gradient, and a copy with two shapes added; a dark copy of
+    image 2 and a bright one with the same structure (only the luminance term tells them apart);
+    image 2 shifted right by res / 16 pixels. Pair (1, 2) is unrelated (usually clamped to 0)."""
+    rs = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:res, 0:res] / res
+
+    def gradient():
+        angle = rs.uniform(0, 2 * np.pi, size=(channels, 1, 1))
+        return 0.5 + 0.4 * np.sin(3 * (np.cos(angle) * xx + np.sin(angle) * yy))
+
+    def shapes(img, count):
+        for _ in range(count):
+            cx, cy, a, b = rs.uniform(0.1, 0.9, 2).tolist() + rs.uniform(0.05, 0.3, 2).tolist()
+            inside = (((xx - cx) / a) ** 2 + ((yy - cy) / b) ** 2 < 1) if rs.rand() < 0.5 else \
+                ((abs(xx - cx) < a) & (abs(yy - cy) < b))
+            img = np.where(inside, rs.uniform(0, 1, size=(channels, 1, 1)), img)
+        return img
+
+    smooth, first = gradient(), shapes(gradient() * 0.5, 6)
+    images = [smooth, smooth + 0.15 * rs.randn(channels, res, res), first, shapes(first, 2),
+              0.3 * first, 0.3 * first + 0.65, np.roll(first, res // 16, axis=2)]
+    return torch.from_numpy(np.round(np.clip(np.stack(images), 0, 1) * 255)).to(torch.uint8)
+
+
+PAIRS = ([0, 2, 4, 2, 1], [1, 3, 5, 6, 2])
+
+
+@pytest.mark.parametrize("res, channels", [(16, 3), (32, 3), (32, 1), (192, 1)])
+def test_msssim_matches_an_independent_transcription_of_the_reference_formula(res, channels):
+    images = pattern_images(res, channels, seed=res + channels)
+    a, b = images[PAIRS[0]], images[PAIRS[1]]
+    expected = [reference_ms_ssim(x.numpy(), y.numpy()) for x, y in zip(a, b)]
+    assert max(expected) - min(expected) > 0.3  # the pairs span similar to dissimilar
+    np.testing.assert_allclose(ms_ssim(a, b).numpy(), expected, rtol=1e-7, atol=1e-9)
+
+
+def test_msssim_of_a_brightness_shifted_copy_keeps_its_structure_score():
+    # Signed [-1, 1] pixels made the coarsest luminance term negative here, clamped to an MS-SSIM of 0.
+    images = pattern_images(32, 1, seed=7)
+    dark, bright = images[4:5], images[5:6]
+    value = ms_ssim(dark, bright).item()
+    assert value > 0.6  # the luminance term (means about 0.15 and 0.8) ^ 0.1333; cs is about 1
+    assert value == pytest.approx(reference_ms_ssim(dark[0].numpy(), bright[0].numpy()), rel=1e-7)
+
+
+def test_msssim_of_float_images_is_measured_on_the_unsigned_scale(digits32):
+    """[-1, 1] input means pixels (x + 1) * 127.5; its uint8 quantisation gives nearly the same value."""
+    a, b = digits32[:6], digits32[6:12]
+    expected = [reference_ms_ssim(((x + 1) * 127.5).numpy(), ((y + 1) * 127.5).numpy()) for x, y in zip(a, b)]
+    np.testing.assert_allclose(ms_ssim(a, b).numpy(), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ms_ssim(to_uint8(a), to_uint8(b)).numpy(), expected, atol=5e-3)
+
+
+@pytest.mark.parametrize("res, channels", [(16, 3), (32, 1), (192, 3)])
+def test_msssim_of_identical_images_is_one(res, channels):
+    images = pattern_images(res, channels)
+    np.testing.assert_allclose(ms_ssim(images, images).numpy(), 1.0, atol=1e-9)
+    floats = images.to(torch.float32) / 127.5 - 1
+    np.testing.assert_allclose(ms_ssim(floats, floats).numpy(), 1.0, atol=1e-9)
+
+
+def test_msssim_refuses_images_too_small_for_five_scales():
+    tiny = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="at least 16x16") as err:
+        ms_ssim(tiny, tiny)
+    assert "\n" not in str(err.value)
 
 
 def test_msssim_of_independent_noise_images_is_near_zero():
@@ -192,6 +305,49 @@ def test_precision_drops_when_fakes_collapse_outside_recall_when_they_cover_part
     assert pr["precision"] > 0.9 and pr["recall"] < 0.7
 
 
+# ---- Inception Score -----------------------------------------------------------------------------
+
+def reference_inception_score(probs: np.ndarray, splits: int = 10) -> tuple[float, float]:
+    """exp(mean over rows of KL(p(y|x) || p(y))) per consecutive split, written out with loops."""
+    n, scores = len(probs), []
+    for s in range(splits):
+        rows = probs[s * n // splits:(s + 1) * n // splits]
+        marginal = [sum(row[k] for row in rows) / len(rows) for k in range(probs.shape[1])]
+        kls = [sum(p * math.log(p / m) for p, m in zip(row, marginal) if p > 0) for row in rows]
+        scores.append(math.exp(sum(kls) / len(kls)))
+    mean = sum(scores) / splits
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in scores) / splits)
+
+
+def test_inception_score_of_identical_class_distributions_is_one():
+    assert inception_score(np.full((100, 7), 1 / 7)) == pytest.approx((1.0, 0.0), abs=1e-12)
+
+
+def test_inception_score_of_confident_images_spread_over_k_classes_is_k():
+    k = 8
+    one_hot = np.eye(k)[np.arange(10 * 3 * k) % k]  # every split holds each class 3 times
+    assert inception_score(one_hot) == pytest.approx((k, 0.0), abs=1e-12)
+
+
+def test_inception_score_uses_each_splits_own_marginal():
+    # Sorted by class, each of the 10 splits holds one class only: within a split every image
+    # predicts the split's marginal, so IS is 1, not the 10 a pooled marginal would give.
+    assert inception_score(np.eye(10)[np.repeat(np.arange(10), 5)])[0] == pytest.approx(1.0)
+
+
+def test_inception_score_matches_a_direct_transcription_on_random_probabilities():
+    rs = np.random.RandomState(0)
+    probs = rs.dirichlet(np.full(12, 0.3), size=1003)  # 1003 rows: splits of 100 and 101
+    probs[5, :3] = 0.0  # exact zeros count as 0 * log 0 = 0
+    probs[5] /= probs[5].sum()
+    assert inception_score(probs) == pytest.approx(reference_inception_score(probs), rel=1e-10)
+
+
+def test_inception_score_needs_one_image_per_split():
+    with pytest.raises(ValueError, match="at least 10 images"):
+        inception_score(np.full((9, 4), 0.25))
+
+
 # ---- Inception loader ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", [None, "", "/nonexistent/pt_inception-2015-12-05-6726825d.pt"])
@@ -219,13 +375,37 @@ def test_torchscript_features_take_greyscale_images_replicated_to_rgb(feature_ex
     np.testing.assert_allclose(feats, detector(grey.repeat(1, 3, 1, 1)))
 
 
+class FeaturesOnly(torch.nn.Module):
+    """A TorchScript file without the official no_output_bias argument."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x.float(), 4).flatten(1)
+
+
+class Logits(torch.nn.Module):
+    """The official signature, but logits instead of a softmax."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
+                no_output_bias: bool = False) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x.float(), 2).flatten(1) - 100.0
+
+
+@pytest.mark.parametrize("module, reason", [(FeaturesOnly, "no_output_bias"), (Logits, "not probabilities")])
+def test_class_probabilities_refuse_a_file_that_cannot_give_them(module, reason, tmp_path):
+    path = tmp_path / "other.pt"
+    torch.jit.save(torch.jit.script(module()), str(path))
+    with pytest.raises(InceptionError, match=reason) as err:
+        load_inception(path).probabilities(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    assert "\n" not in str(err.value) and "pt_inception-2015-12-05" in str(err.value)
+
+
 # ---- registry and end to end -----------------------------------------------------------------------
 
 def test_registry_lists_the_metrics_and_rejects_unknown_names(tiny_grey_generator, digits32):
-    assert set(METRICS) == {"swd", "msssim", "fid", "kid", "pr"}
-    assert parse_metric_names("swd, fid,swd") == ["swd", "fid"]
-    with pytest.raises(ValueError, match="unknown metric 'is'.*swd, msssim, fid, kid, pr"):
-        compute_metrics(tiny_grey_generator, ArrayDataset(to_uint8(digits32[:8])), ["swd", "is"], num=8)
+    assert set(METRICS) == {"swd", "msssim", "fid", "kid", "pr", "is"}
+    assert parse_metric_names("swd, IS,swd") == ["swd", "is"]
+    with pytest.raises(ValueError, match="unknown metric 'lpips'.*swd, msssim, fid, kid, pr, is"):
+        compute_metrics(tiny_grey_generator, ArrayDataset(to_uint8(digits32[:8])), ["swd", "lpips"], num=8)
 
 
 def test_compute_metrics_swd_and_msssim_on_a_tiny_generator(tiny_grey_generator, digits32):
@@ -257,6 +437,31 @@ def test_compute_metrics_fid_kid_pr_through_a_torchscript_extractor_and_caches_r
             raise AssertionError("real images were read despite the cache")
     assert compute_metrics(tiny_grey_generator, Untouchable(ds.images, "digits48"), ["fid", "kid", "pr"], **kw) \
         == pytest.approx(results)
+
+
+def test_compute_metrics_is_scores_generated_images_through_the_file_without_its_output_bias(
+        tiny_grey_generator, digits32, feature_extractor_file):
+    class Untouchable(ArrayDataset):
+        def __getitem__(self, i):
+            raise AssertionError("IS read the real images")
+    G = tiny_grey_generator
+    results = compute_metrics(G, Untouchable(to_uint8(digits32[:8])), ["is"], num=30,
+                              inception_path=feature_extractor_file, batch=8, progress=False)
+    # The same 30 images by hand: seeds 0..29, quantised, greyscale as RGB, no_output_bias=True.
+    with torch.no_grad():
+        images = to_uint8(G.synthesis(G.mapping(z_from_seeds(list(range(30)), G.z_dim), truncation_psi=1.0),
+                                      noise_mode="const"))
+        probs = torch.jit.load(str(feature_extractor_file))(images.repeat(1, 3, 1, 1), no_output_bias=True)
+    expected = reference_inception_score(probs.double().numpy())
+    assert expected[0] > 1.5  # the file's output bias would have put nearly every image in one class
+    assert (results["is"], results["is_std"]) == pytest.approx(expected, rel=1e-6)
+    assert set(results) == {"is", "is_std"}
+
+
+def test_is_needs_at_least_ten_images_before_any_work(tiny_grey_generator, digits32):
+    with pytest.raises(ValueError, match="--num must be at least 10 for is") as err:
+        compute_metrics(tiny_grey_generator, ArrayDataset(to_uint8(digits32[:8])), ["swd", "is"], num=8)
+    assert "\n" not in str(err.value)
 
 
 def test_compute_metrics_needs_the_inception_file_before_generating_anything(tiny_grey_generator, digits32):

@@ -6,14 +6,14 @@ noise, quantised to uint8 as a saved PNG would be; real images: `num` drawn at r
 replacement, seeded) from the dataset, or all of it when it is smaller. Both sets go through the
 same uint8 path. The real images' Inception features are cached in `cache_dir` as an .npz keyed
 by the dataset summary, resolution, channels, sample size, seed and Inception file; SWD and
-MS-SSIM read the real images again (cheap next to Inception), so they are not cached.
+MS-SSIM read the real images again (cheap next to Inception), so they are not cached. IS needs the
+Inception class probabilities of the generated images only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -25,9 +25,11 @@ from tqdm import tqdm
 
 from ..cli import int_at_least
 from ..io.cache import user_cache_dir
+from ..io.fileio import append_line, atomic_write
+from ..io.images import quantise
 from ..seeds import z_from_seeds
 from .inception import InceptionFeatures, load_inception
-from .registry import METRICS, MetricInputs, SampleSet, parse_metric_names
+from .registry import METRICS, MetricInputs, SampleSet, check_num, needs_inception, parse_metric_names
 from .swd import image_descriptors
 
 RESULTS_NAME = "metrics.jsonl"
@@ -74,23 +76,15 @@ def _load_cached_features(path: Path, meta: str, n_real: int) -> np.ndarray | No
 
 
 def _save_cached_features(path: Path, meta: str, features: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:  # a file object: np.savez would otherwise append '.npz'
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: given a name, np.savez would append '.npz'
             np.savez(fh, features=features.astype(np.float32), meta=np.array(meta))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, write)
 
 
 # ---- one pass over each image set ------------------------------------------------------------------
-
-def _quantise(img: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 0..255, as gan.images.to_uint8 and the official tools round."""
-    return (img.to(torch.float32) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-
 
 class _Gatherer:
     """Feeds uint8 batches into a SampleSet, collecting only what the chosen metrics need."""
@@ -106,8 +100,10 @@ class _Gatherer:
         pooled = sum(len(b) for b in self.out.images)
         if "images" in self.needs and pooled < self.pool_size:
             self.out.images.append(batch[:self.pool_size - pooled].cpu().clone())
-        if self.detector is not None:
+        if "inception" in self.needs:
             self.out.features.append(self.detector(batch))
+        if "probs" in self.needs:
+            self.out.probs.append(self.detector.probabilities(batch))
         self.out.count += len(batch)
 
 
@@ -130,7 +126,7 @@ def _fake_batches(G, num: int, batch: int, progress: bool):
                       disable=not progress, leave=False):
         z = z_from_seeds(list(range(start, min(start + batch, num))), G.z_dim).to(device)
         ws = G.mapping(z, truncation_psi=1.0)
-        yield _quantise(G.synthesis(ws, noise_mode="const")).cpu()
+        yield quantise(G.synthesis(ws, noise_mode="const")).cpu()
 
 
 def evaluate(G, real_dataset, names: list[str], num: int, detector: InceptionFeatures | None = None,
@@ -139,12 +135,13 @@ def evaluate(G, real_dataset, names: list[str], num: int, detector: InceptionFea
     """compute_metrics with validated names and an already loaded detector (see compute_metrics)."""
     if num < 2:
         raise ValueError(f"--num must be at least 2, got {num}")
+    check_num(names, num)
     if batch < 1:
         raise ValueError(f"batch must be positive, got {batch}")
     needs = set().union(*(METRICS[n].needs for n in names))
-    if "inception" in needs and detector is None:
-        raise ValueError("FID/KID/PR need an Inception feature extractor: pass inception_path")
-    if "inception" not in needs:
+    if needs_inception(names) and detector is None:
+        raise ValueError("FID/KID/PR/IS need an Inception feature extractor: pass inception_path")
+    if not needs_inception(names):
         detector = None
     resolution, channels = int(G.img_resolution), int(G.img_channels)
     indices = real_sample_indices(len(real_dataset), num, seed)
@@ -152,17 +149,18 @@ def evaluate(G, real_dataset, names: list[str], num: int, detector: InceptionFea
 
     # Real images: Inception features from the cache when they are there.
     cached, cache = None, None
-    if detector is not None:
+    if "inception" in needs:
         cache = _cache_path(cache_dir, real_dataset, resolution, channels, len(indices), seed, detector)
         cached = _load_cached_features(*cache, len(indices)) if cache else None
-    real_needs = needs - ({"inception"} if cached is not None else set())
-    real = _Gatherer(real_needs, seed, 0, pool_size, detector if "inception" in real_needs else None)
+    # IS scores generated images alone: the real ones never need class probabilities.
+    real_needs = needs - {"probs"} - ({"inception"} if cached is not None else set())
+    real = _Gatherer(real_needs, seed, 0, pool_size, detector)
     if real_needs:
         for images in _real_batches(real_dataset, indices, batch, channels, resolution, progress):
             real.add(images)
     if cached is not None:
         real.out.features = [cached]
-    elif detector is not None and cache:
+    elif "inception" in needs and cache:
         _save_cached_features(*cache, real.out.feature_matrix())
 
     fake = _Gatherer(needs, seed, 1, pool_size, detector)
@@ -183,13 +181,14 @@ def compute_metrics(G, real_dataset, metrics, num: int, inception_path=None, bat
     G: the common generator interface (z_dim, img_resolution, img_channels, mapping, synthesis);
     real_dataset: len() and ds[i] -> uint8 [C, R, R] matching G; metrics: names from METRICS (a list
     or 'swd,fid'); num: generated images (and real ones, at most len(real_dataset)); inception_path:
-    the TorchScript Inception file, needed by fid/kid/pr; cache_dir: where real Inception features
-    are cached (None: no cache). Keys: swd, swd_<res>..., msssim, msssim_real, fid, kid, precision, recall.
+    the TorchScript Inception file, needed by fid/kid/pr/is; cache_dir: where real Inception features
+    are cached (None: no cache). Keys: swd, swd_<res>..., msssim, msssim_real, fid, kid, is, is_std,
+    precision, recall.
     """
     names = parse_metric_names(metrics)
-    needs_inception = any("inception" in METRICS[n].needs for n in names)
+    check_num(names, num)
     detector = None
-    if needs_inception:  # before any slow work: a missing file fails at once
+    if needs_inception(names):  # before any slow work: a missing file fails at once
         detector = load_inception(inception_path, device=next(G.parameters()).device)
     return evaluate(G, real_dataset, names, num, detector, batch=batch, seed=seed, cache_dir=cache_dir,
                     progress=progress, msssim_pairs=msssim_pairs)
@@ -211,15 +210,9 @@ def _jsonable(obj):
 
 
 def append_jsonl(path: str | Path, record: dict) -> Path:
-    """Append one JSON object as one line (the file and its folder are created when missing)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(_jsonable(record), allow_nan=False) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return path
+    """Append one JSON object as one line (the file and its folder are created when missing; fsynced).
+    NaN and infinities are written as null."""
+    return append_line(path, json.dumps(_jsonable(record), allow_nan=False))
 
 
 def metrics_main(model_dir, data_spec, metrics=DEFAULT_METRICS, num: int = DEFAULT_NUM, inception_path=None, *,
@@ -235,8 +228,9 @@ def metrics_main(model_dir, data_spec, metrics=DEFAULT_METRICS, num: int = DEFAU
     names = parse_metric_names(metrics)
     if num < 2:
         raise ValueError(f"--num must be at least 2, got {num}")
+    check_num(names, num)
     detector = None
-    if any("inception" in METRICS[n].needs for n in names):  # fail before loading anything else
+    if needs_inception(names):  # fail before loading anything else
         detector = load_inception(inception_path, device=device)
     folder = resolve_model_folder(model_dir)
     G, _ = load_model(folder, device=device)
@@ -272,13 +266,14 @@ def add_metrics_arguments(parser) -> None:
                         help="real images: an image folder, a zip, or fashion-mnist | emoji | digits")
     parser.add_argument("--metrics", default=DEFAULT_METRICS,
                         help=f"comma-separated, from: {', '.join(METRICS)} (default {DEFAULT_METRICS}; "
-                             "fid, kid and pr need --inception)")
+                             "fid, kid, pr and is need --inception; is: Inception Score over 10 splits, "
+                             "reported as is and is_std)")
     parser.add_argument("--num", type=int_at_least(2), default=DEFAULT_NUM,
                         help=f"generated images, and real ones when the dataset has that many (default {DEFAULT_NUM}; "
                              "papers use 50000 for FID)")
     parser.add_argument("--inception", metavar="PATH", default=None,
                         help="Inception-v3 TorchScript file pt_inception-2015-12-05-6726825d.pt (as used by "
-                             "StyleGAN2-ADA); needed by fid, kid, pr; never downloaded")
+                             "StyleGAN2-ADA); needed by fid, kid, pr, is; never downloaded")
     parser.add_argument("--batch", type=int_at_least(1), default=64, help="images per batch (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the real sample and the metrics' randomness")
     parser.add_argument("--device", default="cpu", help="torch device for the generator and Inception (default cpu)")

@@ -5,6 +5,9 @@ A metric declares what it needs from the real and generated images (`needs`), so
 - "swd":       raw SWD descriptors per pyramid level (swd.image_descriptors)
 - "images":    a pool of uint8 images [N, C, R, R] (for MS-SSIM pairs)
 - "inception": Inception-v3 pool3 features, float64 [N, 2048]
+- "probs":     Inception-v3 class probabilities, float64 [N, 1008] (generated images only: IS
+               scores the generator alone, so the real images never need them)
+`min_num` is the smallest --num a metric can be computed from (IS: one image per split).
 Each function returns a flat dict of floats: the keys that appear in results and metrics.jsonl.
 """
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import msssim, stats, swd
+from . import inception_score, msssim, stats, swd
 
 
 @dataclass
@@ -25,6 +28,7 @@ class SampleSet:
     swd_levels: list[list[torch.Tensor]] = field(default_factory=list)   # per batch, per level
     images: list[torch.Tensor] = field(default_factory=list)             # uint8 batches
     features: list[np.ndarray] = field(default_factory=list)             # Inception batches
+    probs: list[np.ndarray] = field(default_factory=list)                # Inception softmax batches
 
     def descriptors(self) -> list[torch.Tensor]:
         return [torch.cat(per_level) for per_level in zip(*self.swd_levels)]
@@ -34,6 +38,9 @@ class SampleSet:
 
     def feature_matrix(self) -> np.ndarray:
         return np.concatenate(self.features).astype(np.float64)
+
+    def prob_matrix(self) -> np.ndarray:
+        return np.concatenate(self.probs).astype(np.float64)
 
 
 @dataclass
@@ -51,6 +58,7 @@ class Metric:
     needs: frozenset
     compute: Callable[[MetricInputs], dict]
     description: str
+    min_num: int = 2
 
 
 def _swd(x: MetricInputs) -> dict:
@@ -72,6 +80,11 @@ def _kid(x: MetricInputs) -> dict:
     return {"kid": stats.kid(x.real.feature_matrix(), x.fake.feature_matrix(), seed=x.seed)}
 
 
+def _is(x: MetricInputs) -> dict:
+    mean, std = inception_score.inception_score(x.fake.prob_matrix(), inception_score.NUM_SPLITS)
+    return {"is": mean, "is_std": std}
+
+
 def _pr(x: MetricInputs) -> dict:
     return stats.precision_recall(x.real.feature_matrix(), x.fake.feature_matrix(), k=3)
 
@@ -85,7 +98,24 @@ METRICS: dict[str, Metric] = {
     "kid": Metric("kid", frozenset({"inception"}), _kid, "Kernel Inception Distance; lower is better"),
     "pr": Metric("pr", frozenset({"inception"}), _pr,
                  "improved precision (quality) and recall (coverage), k = 3; higher is better"),
+    "is": Metric("is", frozenset({"probs"}), _is,
+                 f"Inception Score, mean and std over {inception_score.NUM_SPLITS} splits (StyleGAN2-ADA); "
+                 "higher is better", min_num=inception_score.NUM_SPLITS),
 }
+
+# What needs the Inception file (FID, KID, PR: features; IS: class probabilities).
+INCEPTION_NEEDS = frozenset({"inception", "probs"})
+
+
+def needs_inception(names) -> bool:
+    return any(METRICS[n].needs & INCEPTION_NEEDS for n in names)
+
+
+def check_num(names, num: int) -> None:
+    """ValueError (one line) when `num` images are too few for one of the metrics `names`."""
+    for name in names:
+        if num < METRICS[name].min_num:
+            raise ValueError(f"--num must be at least {METRICS[name].min_num} for {name}, got {num}")
 
 
 def parse_metric_names(metrics) -> list[str]:
