@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from explorer.directions import compute_directions, store, weights_hash  # noqa: E402
 from explorer.engine import Engine  # noqa: E402
 from explorer.session import DirectionSettings, Edit  # noqa: E402
-from gan.io.checkpoint import save_model  # noqa: E402
+from gan.io.checkpoint import CONFIG_NAME, save_model  # noqa: E402
 from gan.models.config import ModelConfig  # noqa: E402
 from gan.models.networks import build_generator, count_params  # noqa: E402
 
@@ -51,7 +51,7 @@ def timed(fn, repeats: int) -> tuple[float, float, float]:
 def default_model() -> Path | None:
     models = Path(__file__).resolve().parents[1] / "assets" / "models"
     name = (models / "DEFAULT").read_text().strip() if (models / "DEFAULT").is_file() else ""
-    return models / name if name and (models / name / "config.json").is_file() else None
+    return models / name if name and (models / name / CONFIG_NAME).is_file() else None
 
 
 def render_with(engine: Engine, base, n_edits: int):

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from gan.commands import model_info
+from gan.io.checkpoint import CONFIG_NAME, G_NAME
 from gan.io.images import image_grid
 
 from .engine import Engine, labelled_strip, save_png
@@ -116,7 +117,7 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
     stages, stages_what = stages_picture(engine, strip_seeds[:2], strip_truncation_psi, tile)
     save_png(stages, folder / "stages.png")
 
-    raw = json.loads((folder / "config.json").read_text())
+    raw = json.loads((folder / CONFIG_NAME).read_text())
     training, dataset, mcfg = raw.get("training") or {}, raw.get("dataset") or {}, raw["model"]
     tcfg = training.get("config") or {}
     seconds = training.get("seconds")
@@ -129,7 +130,7 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
         f"A {mcfg['arch'].upper() if mcfg['arch'] == 'pggan' else 'StyleGAN2'} generator, "
         f"{mcfg['img_resolution']}x{mcfg['img_resolution']} "
         f"{'greyscale' if mcfg['img_channels'] == 1 else 'RGB'}, trained by this project's own trainer. "
-        "The folder holds the G EMA weights only (`G.safetensors`), `config.json`, the cached PCA "
+        f"The folder holds the G EMA weights only (`{G_NAME}`), `{CONFIG_NAME}`, the cached PCA "
         "directions (`directions/`)" + (" and the generator of every training stage (`stages/`)"
                                         if (folder / "stages").is_dir() else "") + ".",
         "",

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan.io.checkpoint import CheckpointError, load_model, resolve_model_folder
+from gan.io.checkpoint import CONFIG_NAME, G_NAME, CheckpointError, load_model, resolve_model_folder
 from gan.io.images import image_grid, to_pil, to_uint8, uint8_to_pil
 from gan.io.images import save_png as gan_save_png
 from gan.seeds import z_from_seeds
@@ -310,7 +310,7 @@ class Engine:
         (the trainer writes <run>/stages/008x008 ... beside <run>/final), the first that exists."""
         for root in (self.model_path / "stages", self.model_path.parent / "stages"):
             if root.is_dir():
-                found = sorted((p for p in root.iterdir() if (p / "config.json").is_file()), key=_stage_order)
+                found = sorted((p for p in root.iterdir() if (p / CONFIG_NAME).is_file()), key=_stage_order)
                 if found:
                     return found
         return []
@@ -459,7 +459,7 @@ def open_engine(model: str | Path, device: str = "cpu", **kwargs) -> Engine:
     """The shared Engine of a model folder (loaded once; reloaded when G.safetensors changes;
     at most MAX_ENGINES kept). A UI calls open_engine(state.model) in each callback."""
     folder = resolve_model_folder(model).resolve()
-    g = folder / "G.safetensors"
+    g = folder / G_NAME
     stamp = g.stat().st_mtime_ns if g.exists() else 0
     key = (str(folder), str(device), stamp)
     with _ENGINES_LOCK:

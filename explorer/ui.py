@@ -27,7 +27,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from gan.io.checkpoint import read_config
+from gan.io.checkpoint import CONFIG_NAME, G_NAME, read_config
 from gan.seeds import parse_seeds
 
 from .engine import Engine, open_engine
@@ -48,8 +48,8 @@ DEFAULT_PSI = 0.7
 LIVE_RENDER_S = 0.1                # render while a slider is dragged when one render takes less
 EXPORT_KEEP_S = 3600               # exported files are deleted after an hour
 NO_MODEL = ("### No model loaded\nNo model is shipped in `assets/models/` yet. Train one "
-            "(`python -m gan train ...`), or type the path of a model folder (config.json + "
-            "G.safetensors) above and press **Load**.")
+            f"(`python -m gan train ...`), or type the path of a model folder ({CONFIG_NAME} + "
+            f"{G_NAME}) above and press **Load**.")
 NO_MIXING = "Style mixing needs a StyleGAN2 model: a PGGAN feeds one latent to every layer."
 SHOW_EXPLORER = "() => { document.getElementById('explorer')?.classList.remove('gle-hidden'); }"
 CSS = """
@@ -75,7 +75,7 @@ def list_models(models_dir: str | Path = MODELS_DIR) -> list[Path]:
     root = Path(models_dir)
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if (p / "config.json").is_file()), key=lambda p: p.name)
+    return sorted((p for p in root.iterdir() if (p / CONFIG_NAME).is_file()), key=lambda p: p.name)
 
 
 def default_model(models_dir: str | Path = MODELS_DIR) -> Path | None:
@@ -95,12 +95,12 @@ def resolve_model(text: str | Path, models_dir: str | Path = MODELS_DIR) -> Path
     """A model given as a folder name in models_dir or as a path; raises ExplorerError if neither."""
     text = str(text or "").strip()
     if not text:
-        raise ExplorerError("no model given: type a model folder path (config.json + G.safetensors)")
+        raise ExplorerError(f"no model given: type a model folder path ({CONFIG_NAME} + {G_NAME})")
     shipped = Path(models_dir) / text
-    if "/" not in text and (shipped / "config.json").is_file():
+    if "/" not in text and (shipped / CONFIG_NAME).is_file():
         return shipped
     path = Path(text).expanduser()
-    if (path / "config.json").is_file() or path.is_file():
+    if (path / CONFIG_NAME).is_file() or path.is_file():
         return path
     names = ", ".join(p.name for p in list_models(models_dir)) or "none shipped"
     raise ExplorerError(f"no model folder at {text} (models in {models_dir}: {names})")
@@ -515,9 +515,9 @@ class ExplorerUI:
         """The model folder of a loaded session here: as saved, else the shipped folder of that name,
         else (the session names none) the model open now."""
         model = Path(loaded.model) if loaded.model else None
-        if model is not None and (model / "config.json").is_file():
+        if model is not None and (model / CONFIG_NAME).is_file():
             return str(model)
-        if model is not None and (self.models_dir / model.name / "config.json").is_file():
+        if model is not None and (self.models_dir / model.name / CONFIG_NAME).is_file():
             return str(self.models_dir / model.name)      # saved elsewhere, shipped here
         if model is None and state is not None:
             return state.model

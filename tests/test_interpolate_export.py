@@ -2,6 +2,7 @@
 
 import math
 import os
+import weakref
 
 import imageio.v2 as iio2
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.export import export_frames, resize_frame, to_uint8_hwc, write_gif, write_mp4
+from explorer.export import export_frames, resize_frame, write_gif, write_mp4
 from explorer.interpolate import EASINGS, MAX_FRAMES, count_frames, latent_path, lerp, slerp
 
 # ---------------------------------------------------------------------------------------------
@@ -202,14 +203,6 @@ def test_gif_has_one_frame_per_input_frame_even_when_frames_repeat(tmp_path):
     assert len(read) == 8
 
 
-def test_gif_frames_match_the_input(tmp_path):
-    frames = _frames(5)
-    write_gif(frames, tmp_path / "a.gif", fps=10)
-    read, _, _ = _read_gif(tmp_path / "a.gif")
-    for got, want in zip(read, frames):
-        np.testing.assert_array_equal(got, want)
-
-
 def test_gif_loops_forever_by_default_and_once_on_request(tmp_path):
     write_gif(_frames(3), tmp_path / "loop.gif", fps=10)
     write_gif(_frames(3), tmp_path / "once.gif", fps=10, loop=False)
@@ -239,8 +232,65 @@ def test_greyscale_gif_is_exact(tmp_path):
         np.testing.assert_array_equal(got[:, :, 0], want[:, :, 0])
 
 
+def _palette_frames(n, size=128, colours=200, seed=0):
+    """n frames of random pixels drawn from `colours` random RGB colours (<= 256, so the GIF must
+    store them exactly). Random pixels barely compress: a 128 px frame is ~15 kB of LZW, more than
+    a file buffer (8 kB), so a streaming writer's output reaches the disk frame by frame."""
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(256 ** 3, colours, replace=False)
+    palette = np.stack([codes >> 16, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
+    return [palette[rng.integers(0, colours, (size, size))] for _ in range(n)]
+
+
 def test_gif_streams_from_a_generator(tmp_path):
-    assert write_gif((f for f in _frames(4)), tmp_path / "a.gif", fps=10) == 4
+    fps, want, path = 20, _palette_frames(6), tmp_path / "a.gif"
+    refs, alive_before, size_before = [], [], []
+
+    def frames():
+        # Made on demand; before making each, note how many earlier frames are still referenced
+        # (a writer that collects frames until close, as imageio's pillow plugin does, keeps them
+        # all) and how much of the file is already on disk.
+        for f in want:
+            alive_before.append(sum(r() is not None for r in refs))
+            size_before.append(path.stat().st_size if path.exists() else 0)
+            frame = f.copy()
+            refs.append(weakref.ref(frame))
+            yield frame
+            del frame
+
+    assert write_gif(frames(), path, fps=fps, loop=True) == 6
+    # At most the frame being encoded is alive when the next is pulled...
+    assert max(alive_before) <= 1, alive_before
+    # ...and each encoded frame reached the file before the next one was pulled.
+    assert all(b > a for a, b in zip(size_before[1:], size_before[2:])), size_before
+
+    read, durations, loop = _read_gif(path)
+    assert len(read) == 6 and all(r.shape == (128, 128, 3) for r in read)
+    for i, (got, sent) in enumerate(zip(read, want)):
+        np.testing.assert_array_equal(got, sent, err_msg=f"frame {i}")
+    assert loop == 0                                   # NETSCAPE loop count 0: forever
+    assert durations == [1000 / fps] * 6               # 5/100 s: exact in GIF's 1/100 s units
+
+
+def test_gif_keeps_frames_of_up_to_256_colours_exact(tmp_path):
+    # Pillow's quantizers alone change some of these (they merge close colours); see _to_palette.
+    want = _palette_frames(3, size=64, colours=256, seed=1) + _palette_frames(2, size=64, colours=2, seed=2)
+    write_gif(want, tmp_path / "a.gif", fps=10)
+    read, _, _ = _read_gif(tmp_path / "a.gif")
+    for got, sent in zip(read, want):
+        np.testing.assert_array_equal(got, sent)
+
+
+def test_gif_of_many_colours_loses_only_what_the_palette_loses(tmp_path):
+    # 4096 colours must become 256: the GIF must hold exactly Pillow's FASTOCTREE palette image
+    # (the LZW data and colour table are lossless), which stays near the input.
+    y, x = np.mgrid[0:64, 0:64]
+    frame = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1).astype(np.uint8)
+    write_gif([frame], tmp_path / "a.gif", fps=10)
+    read, _, _ = _read_gif(tmp_path / "a.gif")
+    quantised = Image.fromarray(frame, "RGB").quantize(256, method=Image.Quantize.FASTOCTREE).convert("RGB")
+    np.testing.assert_array_equal(read[0], np.asarray(quantised))
+    assert np.abs(read[0].astype(int) - frame).mean() < 8  # of 255: a palette, not noise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +330,14 @@ def test_export_writes_the_file_and_leaves_no_temporary_files(tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [f"clip{suffix}"]
 
 
+@pytest.mark.parametrize("loop, count", [(True, 0), (False, None)])
+def test_export_passes_loop_to_the_gif_and_mp4_takes_no_loop(tmp_path, loop, count):
+    export_frames(_frames(3), tmp_path / "a.gif", fps=10, loop=loop, progress=_no_progress)
+    assert _read_gif(tmp_path / "a.gif")[2] == count   # NETSCAPE loop count 0 = forever; none = once
+    export_frames(_frames(3), tmp_path / "a.mp4", fps=10, loop=loop, progress=_no_progress)
+    assert len(_read_mp4(tmp_path / "a.mp4")) == 3
+
+
 def test_export_into_a_missing_folder_fails_before_any_work(tmp_path):
     consumed = []
 
@@ -314,9 +372,25 @@ def test_export_resizes_with_crisp_nearest_upscaling(tmp_path):
 
 
 def test_resize_downscales_smoothly_and_keeps_greyscale():
-    frame = _frames(1, size=64, channels=1)[0]
-    small = resize_frame(frame, 24)  # not an integer factor: lanczos
+    # A 1-px black/white checkerboard has nothing a 24 px image can show but its mean: a smoothing
+    # (antialiasing) downscale gives mid-grey everywhere; a naive one would keep 0s and 255s.
+    checker = ((np.indices((64, 64)).sum(axis=0) % 2) * 255).astype(np.uint8)[:, :, None]  # [H, W, 1]
+    small = resize_frame(checker, 24)                  # 64 -> 24 is no integer factor: lanczos
     assert small.shape == (24, 24, 1) and small.dtype == np.uint8
+    assert np.abs(small.astype(int) - 127.5).max() <= 4
+    reference = Image.fromarray(checker[:, :, 0], "L").resize((24, 24), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(small[:, :, 0], np.asarray(reference))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_resize_upscales_by_an_integer_factor_with_nearest(channels):
+    frame = _frames(1, size=16, channels=channels)[0]
+    big = resize_frame(frame, 48)                      # 3x: every pixel becomes a 3x3 block
+    np.testing.assert_array_equal(big, frame.repeat(3, axis=0).repeat(3, axis=1))
+    mode = "L" if channels == 1 else "RGB"
+    reference = Image.fromarray(frame[:, :, 0] if channels == 1 else frame, mode).resize(
+        (48, 48), Image.Resampling.NEAREST)
+    np.testing.assert_array_equal(big.reshape(48, 48, channels), np.asarray(reference).reshape(48, 48, channels))
 
 
 def test_export_reports_progress(tmp_path):
@@ -328,15 +402,8 @@ def test_export_reports_progress(tmp_path):
 
 
 def test_export_refuses_float_frames_with_a_hint(tmp_path):
-    with pytest.raises(ValueError, match="to_uint8_hwc"):
+    with pytest.raises(ValueError, match=r"gan\.io\.images\.to_uint8"):
         export_frames([np.zeros((8, 8, 3), np.float32)], tmp_path / "a.gif", fps=10, progress=_no_progress)
-
-
-def test_to_uint8_hwc_maps_minus_one_to_0_and_one_to_255():
-    img = torch.tensor([-1.0, 0.0, 1.0, 2.0]).reshape(1, 1, 2, 2)  # [N, C, H, W]
-    out = to_uint8_hwc(img)
-    assert out.dtype == np.uint8 and out.shape == (1, 2, 2, 1)
-    assert out.ravel().tolist() == [0, 128, 255, 255]
 
 
 def test_exported_file_has_normal_permissions(tmp_path):

@@ -19,8 +19,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from conftest import tiny_config
-from ui_helpers import (CHROMIUM, ROOT, App, fetch_pixels, img_src, launch_browser, open_page, open_tab, pixels,
-                        set_number, wait_src_change)
+from ui_helpers import (CHROMIUM, IMAGE, ROOT, App, fetch_pixels, img_src, launch_browser, open_page, open_tab,
+                        pixels, set_number, wait_src_change)
 
 SHOT = Path(os.environ.get("E2E_SHOT", ROOT / "artifacts" / "screenshot.png"))
 
@@ -69,6 +69,23 @@ def empty_app(browser, models):
     a = App(["--models-dir", str(models.empty)], models.root / "empty_app.log")
     yield a
     a.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(models):
+    """The app's default model loaded in this process: what the browser shows must be its render."""
+    from explorer.engine import Engine
+    return Engine(models.sg2, show_bars=False)
+
+
+def engine_pixels(engine, seed: int = 0, edits=()) -> np.ndarray:
+    """RGB pixels of the engine's render of the state the page shows: the app opens the model at
+    truncation DEFAULT_PSI and draws the main image at DISPLAY_SIZE. edits: (component, strength,
+    start, end) tuples, end exclusive (the page's layer boxes are inclusive)."""
+    from explorer.session import Edit
+    from explorer.ui import DEFAULT_PSI, DISPLAY_SIZE
+    state = engine.default_state(seed=seed, truncation_psi=DEFAULT_PSI, edits=tuple(Edit(*e) for e in edits))
+    return np.asarray(engine.render(state, size=DISPLAY_SIZE).convert("RGB"))
 
 
 @pytest.fixture
@@ -179,14 +196,21 @@ def test_clicking_a_slider_track_renders_the_new_value(page):
     assert not np.array_equal(pixels(page), original)
 
 
-def test_an_edit_applies_only_to_its_layer_range(page):
+def test_an_edit_applies_only_to_its_layer_range(page, engine):
+    last = engine.num_ws - 1
     src = img_src(page)
     set_number(page, "#dir0", 4)
     src = wait_src_change(page, src)
     all_layers = pixels(page)
-    set_number(page, "#dir0_start", 7)        # only the last (finest) layer
+    # Pixel-exact: the PNG the browser got is the engine's render of that state (same model, same
+    # CPU, same code; only the process differs).
+    np.testing.assert_array_equal(all_layers, engine_pixels(engine, edits=[(0, 4.0, 0, engine.num_ws)]))
+    set_number(page, "#dir0_start", last)     # only the last (finest) layer
     wait_src_change(page, src)
-    assert not np.array_equal(pixels(page), all_layers)
+    one_layer = pixels(page)
+    np.testing.assert_array_equal(one_layer, engine_pixels(engine, edits=[(0, 4.0, last, engine.num_ws)]))
+    assert not np.array_equal(one_layer, all_layers)
+    assert not np.array_equal(one_layer, engine_pixels(engine))   # the one-layer edit still changes it
 
 
 def test_more_directions_reveals_hidden_sliders(page):
@@ -298,7 +322,8 @@ def test_session_saves_and_loads_as_json(page, tmp_path):
     expect(page.locator("#dir2 input[type=number]")).to_have_value("0")
 
 
-def test_screenshot(page):
+def test_screenshot(page, engine):
+    """A full-page screenshot to $E2E_SHOT of an edited state, checked to show what it should."""
     src = img_src(page)
     set_number(page, "#seed", 21)
     src = wait_src_change(page, src)
@@ -306,10 +331,27 @@ def test_screenshot(page):
     src = wait_src_change(page, src)
     set_number(page, "#dir3", -2)
     wait_src_change(page, src)
+    want = engine_pixels(engine, seed=21, edits=[(0, 2.5, 0, engine.num_ws), (3, -2.0, 0, engine.num_ws)])
+    np.testing.assert_array_equal(pixels(page), want)
+    assert all(page.locator(f"#dir{i}").is_visible() for i in range(8))       # the first 8 sliders
     page.mouse.click(5, 5)                       # no focus ring in the picture
+    # At the top of the page, viewport and page coordinates agree and the sticky image column sits
+    # where the full-page picture draws it.
+    page.evaluate("window.scrollTo(0, 0)")
     SHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOT), full_page=True)
-    assert SHOT.stat().st_size > 10_000
+    shot = Image.open(SHOT).convert("RGB")
+    assert shot.width == 1280 and shot.height >= 900      # the viewport's width, the whole page's height
+    # The main image is on screen as rendered: the screenshot's pixels inside the <img> box are the
+    # render scaled to that box (pixelated CSS: nearest neighbour).
+    box = page.locator(f"{IMAGE} img").bounding_box()
+    x, y, w, h = (round(box[k]) for k in ("x", "y", "width", "height"))
+    assert w >= 400 and h == w, box
+    seen = np.asarray(shot.crop((x, y, x + w, y + h))).astype(int)
+    drawn = np.asarray(Image.fromarray(want).resize((w, h), Image.Resampling.NEAREST)).astype(int)
+    # The <img> sits at a fractional offset (x 664.7, y 261.7 here), so block edges may land a pixel
+    # apart: measured 0.35% of values off; a missing or different image is off almost everywhere.
+    assert np.mean(np.abs(seen - drawn) > 8) < 0.02
 
 
 # ---- no model shipped; a PGGAN loaded by path --------------------------------------------------
