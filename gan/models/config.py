@@ -29,6 +29,7 @@ class ModelConfig:
     img_resolution: int = 256        # output size, a power of two in [8, 2048]
     img_channels: int = 3            # 1 (greyscale) or 3 (RGB)
     z_dim: int = 512                 # input latent size
+    c_dim: int = 0                   # StyleGAN2: conditioning label size (number of classes), 0 = unconditional
     w_dim: int = 512                 # intermediate latent size (StyleGAN2; PGGAN uses z_dim)
     mapping_layers: int = 8          # StyleGAN2 mapping network depth
     mapping_lr_multiplier: float = 0.01
@@ -75,6 +76,10 @@ class ModelConfig:
         for name in ("z_dim", "w_dim", "channel_max"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.c_dim < 0:
+            raise ConfigError(f"c_dim must be >= 0 (0 = unconditional), got {self.c_dim}")
+        if self.c_dim and self.arch != "stylegan2":
+            raise ConfigError(f"c_dim {self.c_dim}: conditional models are StyleGAN2 only")
         if self.arch == "stylegan2" and self.mapping_layers < 1:
             raise ConfigError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
         if self.channel_base < 0:

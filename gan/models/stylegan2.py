@@ -22,31 +22,58 @@ def check_noise_mode(noise_mode: str) -> None:
 
 
 class MappingNetwork(nn.Module):
-    """z -> normalised z -> `num_layers` lrelu FC layers (lr x0.01) -> w, broadcast to num_ws."""
+    """z -> normalised z -> `num_layers` lrelu FC layers (lr x0.01) -> w, broadcast to num_ws.
+
+    Conditional (c_dim > 0), as the official code: the label c [N, c_dim] is embedded (`embed`, to
+    w_dim features), both z and the embedding are normalised and concatenated before fc0.
+    """
 
     def __init__(self, z_dim: int, w_dim: int, num_ws: int, num_layers: int = 8,
-                 lr_multiplier: float = 0.01, w_avg_beta: float = 0.995):
+                 lr_multiplier: float = 0.01, w_avg_beta: float = 0.995, c_dim: int = 0):
         super().__init__()
         self.z_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, w_dim, num_ws, num_layers
+        self.c_dim = c_dim
         self.w_avg_beta = w_avg_beta
-        features = [z_dim] + [w_dim] * num_layers
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, w_dim)
+        features = [z_dim + (w_dim if c_dim > 0 else 0)] + [w_dim] * num_layers
         for idx in range(num_layers):
             setattr(self, f"fc{idx}", FullyConnectedLayer(features[idx], features[idx + 1], activation="lrelu",
                                                           lr_multiplier=lr_multiplier))
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
-    def to_w(self, z: torch.Tensor) -> torch.Tensor:
-        """z [N, z_dim] -> w [N, w_dim]: untruncated, not broadcast to num_ws (what PCA samples)."""
+    def check_c(self, c: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """The label a forward pass uses: None for an unconditional model (an empty [N, 0] tensor, as the
+        official tools pass, is accepted), a [N, c_dim] tensor for a conditional one."""
+        if c is not None and not isinstance(c, torch.Tensor):
+            raise TypeError(f"c must be a [N, c_dim] tensor or None, got {type(c).__name__} "
+                            "(pass truncation_psi by keyword)")
+        if self.c_dim == 0:
+            if c is not None and c.numel() != 0:
+                raise ValueError(f"this model is unconditional: c must be None, got {list(c.shape)}")
+            return None
+        if c is None:
+            raise ValueError(f"this model is conditional (c_dim={self.c_dim}): pass c, a one-hot [N, {self.c_dim}] label")
+        if c.ndim != 2 or c.shape != (n, self.c_dim):
+            raise ValueError(f"c must be [{n}, {self.c_dim}], got {list(c.shape)}")
+        return c
+
+    def to_w(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """z [N, z_dim] (and c [N, c_dim] when conditional) -> w [N, w_dim]: untruncated, not broadcast
+        to num_ws (what PCA samples)."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be [N, {self.z_dim}], got {list(z.shape)}")
+        c = self.check_c(c, z.shape[0])
         x = normalize_2nd_moment(z.to(torch.float32))
+        if c is not None:
+            x = torch.cat([x, normalize_2nd_moment(self.embed(c.to(torch.float32)))], dim=1)
         for idx in range(self.num_layers):
             x = getattr(self, f"fc{idx}")(x)
         return x
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                update_emas: bool = False) -> torch.Tensor:
-        x = self.to_w(z)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, update_emas: bool = False) -> torch.Tensor:
+        x = self.to_w(z, c)
         if update_emas:  # track the mean w for truncation (training only)
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)  # [N, num_ws, w_dim]
@@ -180,17 +207,20 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.z_dim, self.w_dim = cfg.z_dim, cfg.w_dim
+        self.z_dim, self.w_dim, self.c_dim = cfg.z_dim, cfg.w_dim, cfg.c_dim
         self.img_resolution, self.img_channels = cfg.img_resolution, cfg.img_channels
         self.stage_resolutions = cfg.resolutions
         self.synthesis = SynthesisNetwork(cfg)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, self.num_ws, cfg.mapping_layers,
-                                      lr_multiplier=cfg.mapping_lr_multiplier, w_avg_beta=cfg.w_avg_beta)
+                                      lr_multiplier=cfg.mapping_lr_multiplier, w_avg_beta=cfg.w_avg_beta,
+                                      c_dim=cfg.c_dim)
 
-    def forward(self, z: torch.Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-                noise_mode: str = "const", update_emas: bool = False) -> torch.Tensor:
-        ws = self.mapping(z, truncation_psi, truncation_cutoff, update_emas=update_emas)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
+                truncation_cutoff: int | None = None, noise_mode: str = "const",
+                update_emas: bool = False) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
         return self.synthesis(ws, noise_mode=noise_mode)
 
     def block_ws_layers(self) -> list[tuple[int, list[int]]]:
