@@ -147,7 +147,7 @@ def make_run_with_stages(root, tiny_pggan):
     """A PGGAN run as the trainer leaves it: <run>/final and <run>/stages/RRRxRRR per stage."""
     G, cfg = load_model(tiny_pggan)
     save_model(root / "final", G, cfg)
-    for depth, res in enumerate(cfg.stage_resolutions):
+    for depth, res in enumerate(cfg.resolutions):
         G.set_stage(depth, 1.0)
         save_model(root / "stages" / f"{res:03d}x{res:03d}", G, cfg)
     return root / "final"
