@@ -159,7 +159,8 @@ def cmd_stages(args) -> int:
 
 def cmd_export(args) -> int:
     from .engine import check_out_path, open_engine
-    check_out_path(args.out, (".gif", ".mp4"))
+    from .export import FORMATS
+    check_out_path(args.out, tuple(FORMATS))
     state = state_from_args(args, need_seed=False)
     engine = open_engine(state.model)
     state = engine.check_state(state)

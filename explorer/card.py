@@ -17,6 +17,7 @@ from PIL import Image
 
 from gan.commands import model_info
 from gan.io.checkpoint import CONFIG_NAME, G_NAME
+from gan.io.fileio import atomic_write_text
 from gan.io.images import image_grid
 
 from .engine import Engine, labelled_strip, save_png
@@ -200,5 +201,5 @@ def write_card(model: str | Path, title: str, command: str, hardware: str, notes
     if notes.strip():
         lines += ["## Known weaknesses", "", notes.strip(), ""]
     readme = folder / "README.md"
-    readme.write_text("\n".join(lines))
+    atomic_write_text(readme, "\n".join(lines))
     return readme

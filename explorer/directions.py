@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from gan.io.cache import user_cache_dir
+from gan.io.checkpoint import G_NAME
 
 from .session import DirectionSettings, ExplorerError
 
@@ -52,7 +53,6 @@ DEFAULT_BATCH = 5000            # latents per mapping pass (fastest on CPU for w
 ACTIVATION_BUDGET = 1 << 26     # PGGAN: at most this many activation floats (256 MB) are kept
 EIGH_MAX_DIM = 512              # PGGAN: exact covariance eigendecomposition up to this many dims
 CACHE_SUBDIR = "directions"
-G_FILE = "G.safetensors"
 
 ProgressCallback = Callable[[float, str], None]   # progress(fraction in [0, 1], text)
 
@@ -315,7 +315,7 @@ _HASH_MEMO: dict[tuple, str] = {}
 
 def weights_hash(model_folder: str | Path) -> str:
     """sha256 of the folder's G.safetensors bytes (memoised by path, size and mtime)."""
-    path = Path(model_folder) / G_FILE
+    path = Path(model_folder) / G_NAME
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASH_MEMO:

@@ -1,5 +1,7 @@
 """The explorer engine: one object per loaded model, shared by all users; per-user state is an
 `ExplorerState` passed into every call. Plain Python (numpy/torch in, PIL images out), no gradio.
+This file holds one concept, the `Engine` (every action the explorer offers, on one model), with the
+small input checks its methods share; it is longer than our usual ~400 lines for that reason.
 
     engine = open_engine("assets/models/x")          # loads once, reused across calls
     state = engine.default_state(seed=42, truncation_psi=0.7)
@@ -431,8 +433,8 @@ class Engine:
         to `size` px (default: the model's resolution). Everything is validated before any work;
         progress(fraction, text) is called per frame (and, when edits need them, while the directions
         are computed). Returns the path."""
-        from .export import GIF_MAX_FPS
-        out = check_out_path(out, (".gif", ".mp4"))
+        from .export import FORMATS, GIF_MAX_FPS
+        out = check_out_path(out, tuple(FORMATS))
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
             raise ExplorerError(f"fps must be a number in (0, 240], got {fps!r}")
         if out.suffix.lower() == ".gif" and fps > GIF_MAX_FPS:
