@@ -70,10 +70,51 @@ def test_augment_applies_each_op_to_about_p_of_the_images():
     assert 0.2 < changed.float().mean().item() < 0.4
 
 
-def test_greyscale_images_are_augmented_too():
-    x = images(c=1)
-    torch.manual_seed(1)
-    assert augment(x, 1.0).shape == x.shape
+def shifted(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """img [C, H, W] moved dy down and dx right, zeros where nothing moved in (slicing, not indexing)."""
+    out = torch.zeros_like(img)
+    h, w = img.shape[1:]
+    out[:, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+        img[:, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def test_greyscale_images_are_translated_by_whole_pixels_within_an_eighth():
+    x = images(n=8, c=1, r=16) + 2  # all pixels > 0, so that moved-in zeros are visible
+    torch.manual_seed(0)
+    y = augment(x, 1.0, ops=("translation",))
+    assert y.shape == (8, 1, 16, 16)
+    moved = 0
+    for img, out in zip(x, y):
+        # Exactly one shift of at most 16 / 8 = 2 pixels per axis explains the output.
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(out, shifted(img, dy, dx))]
+        assert len(matches) == 1, matches
+        moved += matches[0] != (0, 0)
+    assert moved >= 6  # p = 1: each image draws a shift; (0, 0) comes 1 time in 16
+
+
+def test_greyscale_colour_is_brightness_and_contrast_only():
+    """One channel: saturation has nothing to act on, so each image becomes a * x + b with the contrast
+    factor a in [0.5, 1.5] around its mean, moved by a brightness offset in [-0.5, 0.5]."""
+    x = images(n=8, c=1, r=16)
+    torch.manual_seed(2)
+    y = augment(x, 1.0, ops=("color",))
+    xc = x - x.mean(dim=[1, 2, 3], keepdim=True)
+    yc = y - y.mean(dim=[1, 2, 3], keepdim=True)
+    a = (xc * yc).sum(dim=[1, 2, 3]) / xc.square().sum(dim=[1, 2, 3])  # least-squares slope per image
+    assert torch.allclose(yc, a.reshape(8, 1, 1, 1) * xc, atol=1e-5)   # affine: nothing else happened
+    assert ((a >= 0.5) & (a <= 1.5)).all() and (a - 1).abs().max() > 0.1
+    offset = (y - x).mean(dim=[1, 2, 3])
+    assert (offset.abs() <= 0.5 + 1e-6).all() and offset.abs().max() > 0.1
+
+
+def test_greyscale_images_go_through_the_whole_pipeline():
+    x = images(n=8, c=1, r=16).requires_grad_(True)
+    torch.manual_seed(3)
+    y = augment(x, 1.0)
+    assert y.shape == x.shape and ((y - x).abs().flatten(1).amax(dim=1) > 0.1).all()  # every image changed
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
 
 
 def test_unknown_op_is_refused():

@@ -1,12 +1,21 @@
 """Data parallelism across processes started by `torchrun` (gloo on CPU, NCCL on GPU).
 
-Every process holds a full copy of G and D, trains on its slice of the global batch and, after
-each backward pass, averages its gradients with the other processes' (one all_reduce of all
-gradients flattened into a single buffer) before the optimizer step. Starting from weights
-broadcast from rank 0, all copies therefore stay identical. This is what
-DistributedDataParallel does, done by hand because DDP's hooks do not support the double
-backward of R1, path-length and gradient-penalty regularisation (the official StyleGAN2-ADA
-code likewise syncs gradients itself for those passes).
+Every process holds a full copy of G and D, trains on its slice of the global batch and, at the
+end of each training phase (G main, G reg, D main, D reg), averages its gradients with the other
+processes' by hand: ONE all_reduce of all the phase's gradients flattened into a single buffer
+(`sync_grads`), before the optimizer step. Starting from weights broadcast from rank 0, all copies
+therefore stay identical (the run log's checksums show it).
+
+We do not wrap the networks in torch's DistributedDataParallel, because:
+- DDP averages gradients from autograd hooks that fire during backward. The R1, path-length and
+  gradient penalties are gradients of gradients (`create_graph=True`, then a second backward), and
+  DDP does not support reducing through such a double backward.
+- The phases touch different parameter sets: a lazy-regularisation phase runs only every N steps
+  and reaches other parameters than the main phase (path length trains G through ws, R1 only the
+  parts of D that shape its input gradient), and a phase's module alone requires grad. DDP expects
+  the same parameters to receive gradients in every backward (or find_unused_parameters and an
+  extra graph traversal), and it would sync once per backward rather than once per phase.
+NVIDIA's StyleGAN3 trainer likewise averages each phase's gradients with one all_reduce of a flat buffer.
 
 Without torchrun (no WORLD_SIZE in the environment) everything here is a no-op.
 """

@@ -1,24 +1,21 @@
-"""`python -m gan train`: the training loop shared by StyleGAN2 and PGGAN, its run folder and CLI.
+"""The training loop shared by StyleGAN2 and PGGAN (its command line is gan/training/cli.py).
 
     from gan.training import TrainConfig, train
     train(TrainConfig(arch="stylegan2", data="digits", resolution=16, kimg=2, out="runs/a"))
 
-A run folder (`--out`, see gan/train_run.py) holds config.json, log.jsonl, samples/ (a grid of
-G EMA at fixed seeds every tick), snapshots/ (gan/train_state.py), stages/ (PGGAN) and final/,
+A run folder (`--out`, see gan/training/run.py) holds config.json, log.jsonl, samples/ (a grid of
+G EMA at fixed seeds every tick), snapshots/ (gan/training/state.py), stages/ (PGGAN) and final/,
 the trained model that `python -m gan generate` and the explorer load.
 
 Re-running with the same --out (or --resume DIR) continues from the last snapshot, restoring
 weights, optimizers, counters, the PGGAN stage, augmentation and all RNG and data-order states,
 so that a resumed run computes the same weights as one that was never interrupted.
 Under `torchrun --nproc_per_node K` each process trains on 1/K of the global --batch and
-gradients are averaged after every backward pass (gan/distributed.py); only rank 0 writes.
+gradients are averaged after every backward pass (gan/training/distributed.py); only rank 0 writes.
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import dataclasses
-import json
 import math
 import resource
 import sys
@@ -28,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .augment import AdaptiveAugment
-from ..io.checkpoint import CheckpointError, save_model
+from ..io.checkpoint import save_model
 from ..io.fileio import atomic_write_json
 from .distributed import Dist, autocast_context
 from ..io.images import save_image_grid
@@ -36,12 +33,12 @@ from ..models.networks import build_discriminator, build_generator
 from ..seeds import parse_seeds, z_from_seeds
 from .config import TrainConfig, TrainConfigError, parse_pggan_batch
 from .pggan import PGGANTrainer
-from .run import (RUN_CONFIG, RunLog, find_resume_point, kimg_of, progress_bar, run_description, save_fakes,
-                        save_stage, stored_run_config, training_summary, weights_checksum)
+from .run import (RUN_CONFIG, RunLog, kimg_of, progress_bar, resolve_resume, run_description, save_fakes,
+                  save_stage, training_summary, weights_checksum)
 from .state import InfiniteSampler, restore_training_state, save_training_snapshot, seed_everything
 from .stylegan2 import StyleGAN2Trainer
 
-__all__ = ["TrainConfig", "TrainConfigError", "train", "prepare", "add_train_arguments", "train_command"]
+__all__ = ["TrainConfig", "TrainConfigError", "train", "prepare"]
 
 
 # ==== the loop =======================================================================================
@@ -59,15 +56,19 @@ def train(cfg: TrainConfig) -> Path:
 def _train(cfg: TrainConfig, dist: Dist) -> Path:
     out = Path(cfg.out)
 
-    # 1. Resume point. Mismatches are refused here, before anything is written; options left at auto
-    #    take the stored run's values.
-    resume = find_resume_point(cfg) if dist.is_main else None
-    loaded = resume.pop("loaded") if dist.is_main else None
-    resume = dist.broadcast_object(resume)
-    if resume["error"]:
-        raise TrainConfigError(resume["error"])
-    if resume["stored"]:
-        cfg = cfg.inherit_auto(TrainConfig.from_dict(resume["stored"]))
+    # 1. Resume point (rank 0 reads it, every process gets the result). Mismatches are refused here,
+    #    before anything is written; options left at auto take the stored run's values.
+    point, error = None, None
+    if dist.is_main:
+        try:
+            point = resolve_resume(cfg)
+        except TrainConfigError as e:
+            error = str(e)
+    loaded = point.loaded if point is not None else None
+    error, point = dist.broadcast_object((error, point.without_tensors() if point is not None else None))
+    if error:
+        raise TrainConfigError(error)
+    cfg = point.cfg
 
     # 2. Data: an unusable dataset stops the run before anything is written.
     cfg, ds = prepare(cfg)
@@ -97,7 +98,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
     counters = {"cur_nimg": 0, "step": 0, "tick": 0, "seconds": 0.0}
 
     # 4. Restore the snapshot, or start fresh with per-process random streams.
-    if resume["snapshot"]:
+    if point.snapshot:
         snap_tensors, snap_state = dist.broadcast_object(loaded)
         restore_training_state(snap_tensors, snap_state, nets, trainer, augment, sampler, counters, dist)
         del snap_tensors, loaded
@@ -113,9 +114,9 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / RUN_CONFIG, run_description(cfg, model_cfg, ds, dist))
         (out / "samples").mkdir(exist_ok=True)
-        if resume["snapshot"]:
+        if point.snapshot:
             log.truncate_after(counters["cur_nimg"])
-            log.write(event="resume", snapshot=str(resume["snapshot"]), notes=resume["notes"], kimg=kimg_of(counters))
+            log.write(event="resume", snapshot=str(point.snapshot), notes=list(point.notes), kimg=kimg_of(counters))
         else:
             log.truncate_after(-1)
             log.write(event="start", kimg=0.0, world_size=world, device=str(device), config=cfg.to_dict())
@@ -169,7 +170,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
         now = time.perf_counter()
         counters["seconds"] = now - session_start
         img_per_s = (counters["cur_nimg"] - tick_start_nimg) / max(now - tick_start_time, 1e-9)
-        record = tick_record(cfg, counters, tick_stats.mean(dist), img_per_s, now - tick_start_time,
+        record = tick_record(cfg, counters, tick_stats.take_means(dist), img_per_s, now - tick_start_time,
                              trainer, augment, device)
         if dist.is_main:
             log.write(**record)
@@ -249,7 +250,8 @@ class TickStats:
             entry[0] = entry[0] + v.detach().float()
             entry[1] += 1
 
-    def mean(self, dist: Dist) -> dict[str, float]:
+    def take_means(self, dist: Dist) -> dict[str, float]:
+        """Each loss's mean over the tick and over the processes; the sums start again from zero."""
         out = {}
         for k in sorted(self.sums):  # same order on every process for the collectives
             total, count = self.sums[k]
@@ -271,111 +273,3 @@ def tick_record(cfg, counters, losses, img_per_s, tick_seconds, trainer, augment
     else:
         rec.update(resolution=trainer.stage.resolution, alpha=round(trainer.stage.alpha, 6))
     return rec
-
-
-# ==== command line ====================================================================================
-
-def _default(name: str):
-    return next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """`python -m gan train` options. Unset options stay absent from the namespace, so that a resumed run
-    keeps its stored values and only what is given on the command line changes."""
-    def opt(group, flag: str, type_, help_: str, **kw):
-        default = _default(flag[2:].replace("-", "_"))
-        group.add_argument(flag, type=type_, default=argparse.SUPPRESS, help=f"{help_} [default: {default!r}]", **kw)
-
-    g = parser.add_argument_group("what to train")
-    opt(g, "--arch", str, "architecture", choices=("stylegan2", "pggan"))
-    opt(g, "--data", str, "image folder, .zip of images, or a built-in: fashion-mnist | emoji | digits")
-    opt(g, "--resolution", int, "training resolution, a power of two from 8 to 2048")
-    opt(g, "--channels", int, "1 = greyscale, 3 = RGB, 0 = auto (1 for digits / fashion-mnist)", choices=(0, 1, 3))
-    g.add_argument("--xflip", action="store_true", default=argparse.SUPPRESS, help="add mirrored copies of the images")
-    opt(g, "--max-images", int, "use only the first N images")
-    g = parser.add_argument_group("model size (0 = auto: small on CPU-sized resolutions, official from 256 px)")
-    opt(g, "--channel-base", int, "channels at resolution r = min(base / r, max); 0 = the official value")
-    opt(g, "--channel-max", int, "most channels per layer; 0 = 2 x resolution from 32 to 512 (16 px: 32, 64 px: 128)")
-    opt(g, "--z-dim", int, "latent size; 0 = 2 x channel-max from 64 to 512")
-    opt(g, "--w-dim", int, "StyleGAN2 intermediate latent size; 0 = z-dim")
-    opt(g, "--mapping-layers", int, "StyleGAN2 mapping network depth; 0 = 2")
-    g = parser.add_argument_group("length and output")
-    opt(g, "--kimg", float, "train until this many thousand real images have been shown")
-    opt(g, "--tick-kimg", float, "a log line and a sample grid every N kimg; 0 = kimg / 10, at most 4")
-    opt(g, "--snap", int, "a training snapshot every N ticks (and at the end)")
-    opt(g, "--keep-snapshots", int, "how many snapshot files to keep")
-    opt(g, "--grid-seeds", str, "seeds of the sample grids")
-    opt(g, "--seed", int, "random seed: initialisation, latents, data order")
-    opt(g, "--out", str, "run folder; run again with the same --out to resume")
-    opt(g, "--resume", str, "resume from this run folder or snapshot file [default: --out if it holds a run]")
-    g = parser.add_argument_group("optimisation")
-    opt(g, "--batch", int, "global batch over all processes (PGGAN: at the final resolution)")
-    opt(g, "--lr", float, "Adam learning rate; 0 = StyleGAN2 0.002, PGGAN 0.001")
-    opt(g, "--ema-kimg", float, "G EMA half-life in kimg; -1 = batch x 10 / 32")
-    opt(g, "--ema-rampup", float, "the EMA half-life is at most this x the images seen so far; 0 = off")
-    opt(g, "--gamma", float, "StyleGAN2 R1 weight; -1 = 0.0002 x resolution^2 / batch")
-    opt(g, "--pl-weight", float, "StyleGAN2 path-length regularisation weight; 0 = off")
-    opt(g, "--mixing-prob", float, "StyleGAN2 style-mixing regularisation probability; 0 = off")
-    opt(g, "--g-reg-interval", int, "StyleGAN2 lazy regularisation: path length every N steps")
-    opt(g, "--d-reg-interval", int, "StyleGAN2 lazy regularisation: R1 every N steps")
-    opt(g, "--phase-kimg", float, "PGGAN kimg per fade-in and per stabilise phase; 0 = all stages fit in --kimg")
-    opt(g, "--pggan-batch", str, "PGGAN global batch per resolution, e.g. 4:64,8:64,16:32; '' = 2 x --batch "
-        "below the last two resolutions")
-    opt(g, "--gp-lambda", float, "PGGAN WGAN-GP weight")
-    opt(g, "--drift", float, "PGGAN drift-term epsilon")
-    g = parser.add_argument_group("augmentation (differentiable, applied to reals and fakes)")
-    opt(g, "--augment", str, "none | fixed | ada | auto (ada for StyleGAN2 on < 30k images, else none)",
-        choices=("auto", "none", "fixed", "ada"))
-    opt(g, "--augment-p", float, "probability (fixed) or starting probability (ada); -1 = fixed 1, ada 0")
-    opt(g, "--ada-target", float, "ADA target for E[sign(D(real))]")
-    opt(g, "--ada-kimg", float, "ADA speed: p can go from 0 to 1 in this many kimg")
-    g = parser.add_argument_group("performance")
-    opt(g, "--device", str, "where to train", choices=("auto", "cpu", "cuda"))
-    opt(g, "--precision", str, "fp32, or bf16 autocast", choices=("fp32", "bf16"))
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                   help="channels-last memory format [default: on for CUDA]")
-    g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS,
-                   help="torch.compile the main (non-regularisation) passes")
-    g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
-                   help="no progress bar")
-    g.add_argument("--dry-run", action="store_true", help="print the resolved config and stop, writing nothing")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Options given on the command line over the stored ones of the run being resumed (if any)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in fields}
-    if given.get("resume") and not Path(given["resume"]).exists():
-        raise TrainConfigError(f"--resume {given['resume']}: no such run folder or snapshot")
-    if "resume" in given and "out" not in given:
-        res = Path(given["resume"])
-        given["out"] = str(res.parent.parent if res.is_file() else res)
-    source = given.get("resume") or given.get("out")
-    stored = None
-    if source and Path(source).exists():
-        try:
-            stored = stored_run_config(source)
-        except CheckpointError as e:
-            raise TrainConfigError(str(e)) from None
-    merged = {**(stored or {}), **given}
-    if stored is not None:  # where to resume from and whether to draw a bar are this session's choices
-        merged["resume"] = given.get("resume", "")
-        merged["progress"] = given.get("progress", True)
-    return TrainConfig.from_dict(merged)
-
-
-def train_command(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    if getattr(args, "dry_run", False):
-        found = find_resume_point(cfg.validate())
-        if found["error"]:
-            raise TrainConfigError(found["error"])
-        if found["stored"]:
-            cfg = cfg.inherit_auto(TrainConfig.from_dict(found["stored"]))
-        cfg, ds = prepare(cfg)
-        description = run_description(cfg, cfg.model_config(), ds, None)
-        description["resume_from"] = str(found["snapshot"]) if found["snapshot"] else None
-        print(json.dumps(description, indent=2))
-        return 0
-    train(cfg)
-    return 0

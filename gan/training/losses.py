@@ -2,7 +2,7 @@
 
 StyleGAN2 (Karras et al. 2020): non-saturating logistic loss, R1 penalty on reals, path-length
 regularisation. PGGAN (Karras et al. 2018): WGAN-GP with the drift term. The training loops in
-`gan/train_stylegan2.py` and `gan/train_pggan.py` compose these; weights (gamma, lambda, ...)
+`gan/training/stylegan2.py` and `gan/training/pggan.py` compose these; weights (gamma, lambda, ...)
 are applied there so that each function here has one meaning.
 
 Shapes: logits / scores [N, 1] or [N]; images [N, C, H, W]; ws [N, num_ws, w_dim].

@@ -25,7 +25,7 @@ from torch import nn
 from . import losses
 from .augment import AdaptiveAugment
 from .config import TrainConfig, parse_pggan_batch
-from .stylegan2 import _Phase
+from .trainer import Trainer
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,9 @@ def reals_at_stage(real: torch.Tensor, stage: Stage) -> torch.Tensor:
     return x
 
 
-class PGGANTrainer:
+class PGGANTrainer(Trainer):
     def __init__(self, cfg: TrainConfig, G: nn.Module, D: nn.Module, augment: AdaptiveAugment, dist, amp):
-        self.cfg, self.G, self.D, self.augment, self.dist, self.amp = cfg, G, D, augment, dist, amp
-        self.device = dist.device
+        super().__init__(cfg, G, D, augment, dist, amp)
         self.batches = parse_pggan_batch(cfg.pggan_batch)
         self.resolutions = list(G.resolutions)
         self.opt_G, self.opt_D = self.new_optimizers()
@@ -81,10 +80,7 @@ class PGGANTrainer:
         kw = dict(lr=self.cfg.lr, betas=(0.0, 0.99), eps=1e-8)
         return torch.optim.Adam(self.G.parameters(), **kw), torch.optim.Adam(self.D.parameters(), **kw)
 
-    # ---- the interface the training loop uses ---------------------------------------------------
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
-
+    # ---- the interface the training loop uses (the rest is Trainer's) ----------------------------
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {"phase_index": torch.tensor(self.phase_index, dtype=torch.int64)}
 
@@ -113,8 +109,7 @@ class PGGANTrainer:
         return event
 
     def real_images(self, real_uint8: torch.Tensor) -> torch.Tensor:
-        real = real_uint8.to(self.device, torch.float32) / 127.5 - 1
-        return reals_at_stage(real, self.stage)
+        return reals_at_stage(super().real_images(real_uint8), self.stage)
 
     def step(self, real: torch.Tensor, step_idx: int) -> dict[str, torch.Tensor]:
         """One step on this process's reals [n, C, r, r] (already at the stage's resolution)."""
@@ -123,7 +118,7 @@ class PGGANTrainer:
         stats = {}
 
         # 1. D: WGAN-GP critic loss with the drift term.
-        with _Phase(D, self.opt_D, self.dist):
+        with self.phase(D, self.opt_D):
             with torch.no_grad(), self.amp():
                 fake = G(self.latents(n)).float()
             with self.amp():
@@ -141,7 +136,7 @@ class PGGANTrainer:
                          D_real=real_scores.mean().detach(), D_fake=fake_scores.mean().detach())
 
         # 2. G: raise the critic's score of fakes.
-        with _Phase(G, self.opt_G, self.dist):
+        with self.phase(G, self.opt_G):
             with self.amp():
                 scores = self.D_main(self.augment(self.G_main(self.latents(n)))).float()
             loss = losses.wgan_g_loss(scores)
@@ -152,6 +147,3 @@ class PGGANTrainer:
         if (step_idx + 1) % self.augment.interval == 0:
             self.augment.update(n * self.dist.world * self.augment.interval, self.dist.all_reduce_sum)
         return stats
-
-    def latents(self, n: int) -> torch.Tensor:
-        return torch.randn([n, self.G.z_dim], device=self.device)

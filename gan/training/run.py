@@ -4,16 +4,20 @@ existing run folder is recognised and checked before a resume.
     <out>/config.json        resolved options, model config, dataset summary (written before step 0)
     <out>/log.jsonl          one JSON object per line: start/resume, dataset, tick, stage, snapshot, done
     <out>/samples/           reals.png, and fakes-<kimg>.png: G EMA at fixed seeds at every tick
-    <out>/snapshots/         training state for exact resume (gan/train_state.py)
+    <out>/snapshots/         training state for exact resume (gan/training/state.py)
     <out>/stages/<r>x<r>/    PGGAN: a model folder at the end of every resolution stage
     <out>/final/             the trained model (G EMA as G.safetensors, plus D)
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +28,7 @@ from ..models.config import FORMAT_VERSION
 from .distributed import Dist
 from ..io.images import save_image_grid
 from .config import TrainConfig, TrainConfigError
-from .state import load_latest_snapshot, read_snapshot
+from .state import load_latest_snapshot
 
 RUN_CONFIG = "config.json"
 LOG_NAME = "log.jsonl"
@@ -35,11 +39,8 @@ NETS = ("G", "D", "G_ema")
 # ---- recognising a run folder and checking a resume -------------------------------------------------
 
 def stored_run_config(path: str | Path) -> dict | None:
-    """The training options a run folder (config.json) or snapshot file was written with."""
-    path = Path(path)
-    if path.is_file():
-        return read_snapshot(path)[1].get("train")
-    cfg_path = path / RUN_CONFIG
+    """The training options in a run folder's config.json (None when there is none)."""
+    cfg_path = Path(path) / RUN_CONFIG
     if not cfg_path.is_file():
         return None
     try:
@@ -51,43 +52,84 @@ def stored_run_config(path: str | Path) -> dict | None:
     return raw.get("train")
 
 
-def find_resume_point(cfg: TrainConfig) -> dict:
-    """Where to resume from, and whether that is allowed (rank 0; the result is broadcast).
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run continues from, and the options it runs with."""
+    cfg: TrainConfig                 # given options over the stored run's; options left at auto take its values
+    snapshot: Path | None = None     # the snapshot to continue from; None = a fresh start
+    notes: tuple[str, ...] = ()      # what was skipped on the way there (a broken pointer or snapshot)
+    loaded: tuple[dict, dict] | None = field(default=None, repr=False, compare=False)  # (tensors, state)
 
-    Returns {"error": one line or None, "snapshot": path or None, "stored": stored options, "notes",
-    "loaded": (tensors, state) of the snapshot or None}.
+    def without_tensors(self) -> "ResumePoint":
+        return dataclasses.replace(self, loaded=None)
+
+
+def resolve_resume(options: TrainConfig | Mapping[str, Any], load: bool = True) -> ResumePoint:
+    """Find where the run described by `options` resumes, check that it may, and merge the stored options.
+
+    `options` is either a whole TrainConfig (the Python API: its values are used, only options left
+    at auto take the stored run's values) or the options given on a command line (a mapping of
+    TrainConfig field names: they override the stored run's options, as if the first command were
+    repeated with them changed; --resume without --out continues in the snapshot's run folder).
+    load=False reads snapshot headers only (for --dry-run and the merge before training).
+    Raises TrainConfigError, before anything is written, for a resume that cannot work.
     """
-    out = Path(cfg.out)
-    source = Path(cfg.resume) if cfg.resume else out
-    result = {"error": None, "snapshot": None, "stored": None, "notes": [], "loaded": None}
+    given = None if isinstance(options, TrainConfig) else dict(options)
+    resume = (options.resume if given is None else given.get("resume")) or ""
+    out = (options.out if given is None else given.get("out")) or ""
+    if resume and not Path(resume).exists():
+        raise TrainConfigError(f"--resume {resume}: no such run folder or snapshot")
+    if given is not None and resume and not out:
+        res = Path(resume)
+        out = given["out"] = str(res.parent.parent if res.is_file() else res)
+    if out:
+        _check_run_folder(Path(out), Path(resume) if resume else None)
+    source = Path(resume or out) if (resume or out) else None
     try:
-        if cfg.resume and not source.exists():
-            raise TrainConfigError(f"--resume {source}: no such run folder or snapshot")
-        if out.is_file():
-            raise TrainConfigError(f"--out {out} is a file: give a folder for the run")
-        same_run = out.resolve() in (source.resolve(), source.resolve().parent.parent)  # the folder or its snapshot
-        if not same_run and out.is_dir() and (out / RUN_CONFIG).exists():
-            raise TrainConfigError(f"--out {out} already holds a run: resume it with --out alone, or choose an "
-                                   "empty folder to continue --resume there")
-        if out.is_dir() and not (out / RUN_CONFIG).exists() and any(out.iterdir()):
-            raise TrainConfigError(f"--out {out} is not empty and is not a training run: choose a new folder")
-        stored = stored_run_config(source)
-        path, tensors, state, notes = load_latest_snapshot(source) if source.exists() else (None, {}, {}, [])
-        if cfg.resume and path is None:
-            raise TrainConfigError(f"--resume {source}: no readable snapshot there"
-                                   + (f" ({notes[-1]})" if notes else ""))
-        if path is not None:
-            stored = state.get("train", stored)
-        if stored is not None:
-            stored_cfg = TrainConfig.from_dict(stored)
-            mismatch = cfg.inherit_auto(stored_cfg).resolve().identity_mismatch(stored_cfg.resolve())
-            if mismatch:
-                raise TrainConfigError(f"cannot resume {source}: it trains a different model or data ({mismatch}); "
-                                       "use the same options or another --out")
-        result.update(snapshot=path, stored=stored, notes=notes, loaded=(tensors, state) if path else None)
-    except (TrainConfigError, CheckpointError) as e:
-        result["error"] = str(e)
-    return result
+        path, tensors, state, notes = (load_latest_snapshot(source, tensors=load) if source and source.exists()
+                                       else (None, {}, {}, []))
+        folder_options = stored_run_config(source) if source and source.is_dir() else None
+    except CheckpointError as e:
+        raise TrainConfigError(str(e)) from None
+    if resume and path is None:
+        raise TrainConfigError(f"--resume {resume}: no readable snapshot there" + (f" ({notes[-1]})" if notes else ""))
+    snapshot_options = state.get("train") if path is not None else None
+
+    cfg = options
+    if given is not None:
+        # The merge starts from the last session's options (config.json), which a crash before its first
+        # snapshot would otherwise lose; a snapshot file given alone brings its own.
+        base = folder_options if folder_options is not None else snapshot_options
+        merged = {**(base or {}), **given}
+        if base is not None:  # where to resume from and whether to draw a bar are this session's choices
+            merged["resume"] = given.get("resume", "")
+            merged["progress"] = given.get("progress", True)
+        cfg = TrainConfig.from_dict(merged)
+    cfg.validate()
+
+    # What is being continued: the snapshot's options (they made its weights), else config.json's.
+    stored = snapshot_options if snapshot_options is not None else folder_options
+    if stored is not None:
+        stored_cfg = TrainConfig.from_dict(stored)
+        cfg = cfg.inherit_auto(stored_cfg)
+        mismatch = cfg.resolve().identity_mismatch(stored_cfg.resolve())
+        if mismatch:
+            raise TrainConfigError(f"cannot resume {source}: it trains a different model or data ({mismatch}); "
+                                   "use the same options or another --out")
+    return ResumePoint(cfg, path, tuple(notes), (tensors, state) if path is not None and load else None)
+
+
+def _check_run_folder(out: Path, resume: Path | None) -> None:
+    """--out must be a new or empty folder, or this run's own folder."""
+    if out.is_file():
+        raise TrainConfigError(f"--out {out} is a file: give a folder for the run")
+    source = resume or out
+    same_run = out.resolve() in (source.resolve(), source.resolve().parent.parent)  # the folder or its snapshot
+    if not same_run and out.is_dir() and (out / RUN_CONFIG).exists():
+        raise TrainConfigError(f"--out {out} already holds a run: resume it with --out alone, or choose an "
+                               "empty folder to continue --resume there")
+    if out.is_dir() and not (out / RUN_CONFIG).exists() and any(out.iterdir()):
+        raise TrainConfigError(f"--out {out} is not empty and is not a training run: choose a new folder")
 
 
 # ---- what a run writes ---------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ to the newest readable snapshot file if the pointer is missing or names a broken
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import sys
@@ -42,12 +41,6 @@ POINTER_NAME = "latest.json"
 SNAPSHOT_KIND = "gan-training-snapshot"
 SNAPSHOT_VERSION = 1
 _SNAPSHOT_RE = re.compile(r"^snapshot-(\d{12})\.safetensors$")
-# Test hook: "N:SECONDS" makes the Nth snapshot write of this process pause for SECONDS after the
-# data is written but before it is renamed into place, touching PAUSE_MARKER so that a test knows
-# when to kill the process mid-write.
-PAUSE_ENV = "GAN_TEST_SNAPSHOT_PAUSE"
-PAUSE_MARKER = "paused-mid-write"
-_writes_in_process = 0
 
 
 # ---- data order ------------------------------------------------------------------------------------
@@ -159,18 +152,6 @@ def snapshot_name(cur_nimg: int) -> str:
     return f"snapshot-{cur_nimg:012d}.safetensors"
 
 
-def _pause_for_test(folder: Path) -> None:
-    """See PAUSE_ENV. Only used by tests that kill a run while it writes a snapshot."""
-    global _writes_in_process
-    _writes_in_process += 1
-    spec = os.environ.get(PAUSE_ENV)
-    if spec:
-        nth, seconds = spec.split(":")
-        if int(nth) == _writes_in_process:
-            (folder / PAUSE_MARKER).write_text(str(os.getpid()))
-            time.sleep(float(seconds))
-
-
 def save_snapshot(run_dir: str | Path, tensors: dict[str, torch.Tensor], state: dict, keep: int = 2) -> Path:
     """Write a snapshot file, then point latest.json at it, then prune old snapshots (see module doc)."""
     folder = Path(run_dir) / SNAPSHOT_DIR
@@ -179,11 +160,7 @@ def save_snapshot(run_dir: str | Path, tensors: dict[str, torch.Tensor], state: 
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     meta = {"format_version": str(SNAPSHOT_VERSION), "kind": SNAPSHOT_KIND, "state": json.dumps(state)}
 
-    def write(tmp):
-        save_file(clean, tmp, metadata=meta)
-        _pause_for_test(folder)
-
-    path = atomic_write(folder / name, write)
+    path = atomic_write(folder / name, lambda tmp: save_file(clean, tmp, metadata=meta))
     atomic_write_json(folder / POINTER_NAME, {"file": name, "cur_nimg": state["cur_nimg"],
                                               "kimg": state["cur_nimg"] / 1000, "step": state["step"],
                                               "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
@@ -201,12 +178,16 @@ def prune_snapshots(folder: Path, keep: int, current: str) -> None:
         p.unlink(missing_ok=True)
     for p in folder.glob(".snapshot-*.tmp"):
         p.unlink(missing_ok=True)
-    (folder / PAUSE_MARKER).unlink(missing_ok=True)
 
 
-def read_snapshot(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, state) of one snapshot file; CheckpointError if it is not a complete snapshot."""
+def read_snapshot(path: str | Path, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, state) of one snapshot file; CheckpointError if it is not a complete snapshot.
+
+    tensors=False reads the header only (tensors {}): enough for the options a run was written with,
+    though a file cut short after its header then passes as readable.
+    """
     path = Path(path)
+    load_tensors = tensors
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -215,7 +196,7 @@ def read_snapshot(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
             if int(meta.get("format_version", "0")) > SNAPSHOT_VERSION:
                 raise CheckpointError(f"{path}: snapshot format {meta['format_version']} is newer than this "
                                       f"tool reads ({SNAPSHOT_VERSION}); upgrade the tool")
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()} if load_tensors else {}
         return tensors, json.loads(meta["state"])
     except (SafetensorError, OSError, ValueError, KeyError) as e:
         if isinstance(e, CheckpointError):
@@ -223,15 +204,15 @@ def read_snapshot(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"{path}: unreadable snapshot ({type(e).__name__}: {e})") from None
 
 
-def load_latest_snapshot(path: str | Path) -> tuple[Path | None, dict, dict, list[str]]:
+def load_latest_snapshot(path: str | Path, tensors: bool = True) -> tuple[Path | None, dict, dict, list[str]]:
     """The snapshot to resume from, loaded: a snapshot file itself, or a run folder's latest.json
-    target, or failing that its newest readable snapshot.
+    target, or failing that its newest readable snapshot. tensors=False: headers only (see read_snapshot).
 
     Returns (path or None, tensors, state, notes on what was skipped and why).
     """
     path = Path(path)
     if path.is_file():
-        return (path, *read_snapshot(path), [])
+        return (path, *read_snapshot(path, tensors), [])
     folder = path / SNAPSHOT_DIR
     if not folder.is_dir():
         return None, {}, {}, []
@@ -240,14 +221,14 @@ def load_latest_snapshot(path: str | Path) -> tuple[Path | None, dict, dict, lis
     if pointer.is_file():
         try:
             target = folder / json.loads(pointer.read_text())["file"]
-            return (target, *read_snapshot(target), notes)
+            return (target, *read_snapshot(target, tensors), notes)
         except (OSError, ValueError, KeyError, TypeError) as e:
             notes.append(f"{pointer} is unusable ({e}); using the newest readable snapshot")
     found = sorted(((int(m.group(1)), p) for p in folder.iterdir() if (m := _SNAPSHOT_RE.match(p.name))),
                    reverse=True)
     for _, p in found:
         try:
-            return (p, *read_snapshot(p), notes)
+            return (p, *read_snapshot(p, tensors), notes)
         except CheckpointError as e:
             notes.append(f"skipped {e}")
     return None, {}, {}, notes

@@ -7,8 +7,8 @@ Each step runs up to four phases, each its own optimizer step:
 4. Dreg (every d_reg_interval steps): R1 penalty on augmented reals, gamma / 2 x interval.
 Lazy regularisation runs the penalties less often; to keep the same effective optimisation the
 Adam learning rate and betas are corrected by ratio = interval / (interval + 1): lr * ratio,
-beta ** ratio (paper, appendix B). Gradients are averaged across processes after every
-backward pass (see gan/distributed.py).
+beta ** ratio (paper, appendix B). Gradients are averaged across processes at the end of every
+phase (see gan/training/distributed.py).
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from torch import nn
 from . import losses
 from .augment import AdaptiveAugment
 from .config import TrainConfig
+from .trainer import Trainer
 
 PL_BATCH_SHRINK = 2   # the path-length pass uses half the batch (official pl_batch_shrink)
 PL_DECAY = 0.01       # tracking rate of the path-length mean
@@ -29,10 +30,9 @@ def lazy_adam(params, lr: float, reg_interval: int | None, betas=(0.0, 0.99)) ->
     return torch.optim.Adam(params, lr=lr * ratio, betas=tuple(b ** ratio for b in betas), eps=1e-8)
 
 
-class StyleGAN2Trainer:
+class StyleGAN2Trainer(Trainer):
     def __init__(self, cfg: TrainConfig, G: nn.Module, D: nn.Module, augment: AdaptiveAugment, dist, amp):
-        self.cfg, self.G, self.D, self.augment, self.dist, self.amp = cfg, G, D, augment, dist, amp
-        self.device = dist.device
+        super().__init__(cfg, G, D, augment, dist, amp)
         self.do_pl = cfg.pl_weight > 0
         self.do_r1 = cfg.gamma > 0
         self.opt_G = lazy_adam(G.parameters(), cfg.lr, cfg.g_reg_interval if self.do_pl else None)
@@ -42,24 +42,12 @@ class StyleGAN2Trainer:
         self.synthesis_main = torch.compile(G.synthesis) if cfg.compile else G.synthesis
         self.D_main = torch.compile(D) if cfg.compile else D
 
-    # ---- the interface the training loop uses ---------------------------------------------------
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"opt_G": self.opt_G, "opt_D": self.opt_D}
-
+    # ---- the interface the training loop uses (the rest is Trainer's) ----------------------------
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         return {"pl_mean": self.pl_mean}
 
     def load_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.pl_mean.copy_(tensors["pl_mean"])
-
-    def batch_size(self, cur_nimg: int) -> int:
-        return self.cfg.batch
-
-    def begin_step(self, cur_nimg: int) -> dict | None:
-        return None  # StyleGAN2 has no schedule
-
-    def real_images(self, real_uint8: torch.Tensor) -> torch.Tensor:
-        return real_uint8.to(self.device, torch.float32) / 127.5 - 1
 
     def step(self, real: torch.Tensor, step_idx: int) -> dict[str, torch.Tensor]:
         """One step on this process's reals [n, C, R, R] in [-1, 1]. Returns detached loss scalars."""
@@ -122,9 +110,6 @@ class StyleGAN2Trainer:
         return stats
 
     # ---- helpers ----------------------------------------------------------------------------------
-    def latents(self, n: int) -> torch.Tensor:
-        return torch.randn([n, self.G.z_dim], device=self.device)
-
     def mapping(self, z: torch.Tensor, update_emas: bool = False) -> torch.Tensor:
         """z -> ws with style-mixing regularisation: with probability mixing_prob, the ws from a random
         cutoff layer on come from a second latent (one cutoff for the whole batch, as the official code)."""
@@ -136,26 +121,3 @@ class StyleGAN2Trainer:
             if cutoff < ws.shape[1]:
                 ws[:, cutoff:] = self.G.mapping(torch.randn_like(z), update_emas=False)[:, cutoff:]
         return ws
-
-    def phase(self, module: nn.Module, opt: torch.optim.Optimizer):
-        return _Phase(module, opt, self.dist)
-
-
-class _Phase:
-    """Train only `module`: grads on for it alone, zeroed before, averaged across processes and
-    applied with `opt` after."""
-
-    def __init__(self, module: nn.Module, opt: torch.optim.Optimizer, dist):
-        self.module, self.opt, self.dist = module, opt, dist
-
-    def __enter__(self):
-        self.module.requires_grad_(True)
-        self.opt.zero_grad(set_to_none=True)
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.dist.sync_grads(self.module)
-            self.opt.step()
-        self.module.requires_grad_(False)
-        return False
