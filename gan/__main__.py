@@ -1,4 +1,4 @@
-"""python -m gan new|info|generate|pack|train|metrics  (each has --help)."""
+"""python -m gan new|info|generate|pack|import|train|metrics  (each has --help)."""
 from __future__ import annotations
 
 import argparse
@@ -33,7 +33,8 @@ def cmd_generate(args) -> int:
     from .seeds import parse_seeds
     seeds = parse_seeds(args.seeds)
     written = generate(args.model, seeds, args.out, truncation_psi=args.trunc,
-                       truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, grid=args.grid)
+                       truncation_cutoff=args.trunc_cutoff, noise_mode=args.noise_mode, grid=args.grid,
+                       class_idx=args.class_idx)
     print(f"wrote {len(written)} file(s) to {args.out}", file=sys.stderr)
     return 0
 
@@ -42,6 +43,18 @@ def cmd_pack(args) -> int:
     from .commands import pack_model
     out = pack_model(args.run, args.out, force=args.force)
     print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .importers import import_pickle
+    out, model = import_pickle(args.src, args.out, force=args.force)
+    if model is None:
+        print(f"{out} already holds this import of {args.src}: nothing to do", file=sys.stderr)
+        return 0
+    nets = "G and D" if model.D is not None else "G"
+    print(f"wrote {out}: {model.format}, {model.cfg.img_resolution}x{model.cfg.img_resolution}, {nets}"
+          + "".join(f"; {note}" for note in model.notes), file=sys.stderr)
     return 0
 
 
@@ -67,13 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="print a model's architecture and parameter counts as JSON",
                        description="Print one JSON object: arch, resolutions, latent sizes, parameter counts.")
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, help="model folder or NVIDIA network .pkl")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("generate", help="render images for seeds",
                        description="Render one PNG per seed into a folder, or one grid PNG with --grid.")
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, help="model folder or NVIDIA network .pkl (imported on the fly)")
     p.add_argument("--seeds", required=True, help="seeds and inclusive ranges, e.g. 0-7,42")
+    p.add_argument("--class", dest="class_idx", type=int, default=None, metavar="N",
+                   help="class label of a conditional model (e.g. cifar10.pkl: 0..9)")
     p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (1 = none, 0.7 = typical)")
     p.add_argument("--trunc-cutoff", type=int, default=None, help="truncate only the first N ws")
     p.add_argument("--noise-mode", choices=NOISE_MODES, default="const")
@@ -89,6 +104,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model folder to create")
     p.add_argument("--force", action="store_true", help="replace a model already in --out")
     p.set_defaults(func=cmd_pack)
+
+    p = sub.add_parser("import", help="import an NVIDIA StyleGAN2 network pickle (.pkl) into a model folder",
+                       description="Import an NVIDIA StyleGAN2 network pickle into a model folder, safely: the pickle "
+                       "is parsed as data (no code from it runs). Reads stylegan2-ada-pytorch pickles (ffhq.pkl, "
+                       "network-snapshot-*.pkl ...), stylegan3's --cfg=stylegan2 pickles and TensorFlow StyleGAN2 "
+                       "pickles (stylegan2-ffhq-config-f.pkl ...); imports G_ema (Gs) as the generator and D when it "
+                       "maps onto ours. StyleGAN3-T/R, StyleGAN1 and PGGAN pickles are refused.")
+    p.add_argument("src", help="network pickle (.pkl)")
+    p.add_argument("--out", required=True, help="model folder to create")
+    p.add_argument("--force", action="store_true", help="replace a different model already in --out")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("train", help="train a StyleGAN2 or PGGAN model",
                        description="Train a StyleGAN2 or PGGAN model (also under torchrun).")

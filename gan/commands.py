@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -41,6 +42,7 @@ def model_info(path: str | Path) -> dict:
         "img_channels": cfg.img_channels,
         "z_dim": G.z_dim,
         "w_dim": G.w_dim,
+        "c_dim": getattr(G, "c_dim", 0),
         "num_ws": G.num_ws,
         "stage_resolutions": list(G.stage_resolutions),
         "supports_style_mixing": G.supports_style_mixing,
@@ -49,27 +51,49 @@ def model_info(path: str | Path) -> dict:
         "config": cfg.to_dict(),
         "training": raw.get("training", {}),
         "dataset": raw.get("dataset", {}),
+        "source": raw.get("source"),
     }
+
+
+def class_labels(G: torch.nn.Module, class_idx: int | None, n: int) -> torch.Tensor | None:
+    """One-hot labels [n, c_dim] for a conditional generator, None for an unconditional one. As the official
+    generate.py: a conditional model needs a class; a class given to an unconditional one is ignored (warned)."""
+    c_dim = getattr(G, "c_dim", 0)
+    if c_dim == 0:
+        if class_idx is not None:
+            warnings.warn(f"--class {class_idx} ignored: the model is unconditional", UserWarning, stacklevel=2)
+        return None
+    if class_idx is None:
+        raise ValueError(f"the model is conditional ({c_dim} classes): choose one with --class 0..{c_dim - 1}")
+    if not 0 <= class_idx < c_dim:
+        raise ValueError(f"--class {class_idx} is out of range: the model has classes 0..{c_dim - 1}")
+    c = torch.zeros(n, c_dim)
+    c[:, class_idx] = 1
+    return c
 
 
 @torch.inference_mode()
 def generate_images(G: torch.nn.Module, seeds: list[int], truncation_psi: float = 1.0,
                     truncation_cutoff: int | None = None, noise_mode: str = "const",
-                    batch: int = 16) -> torch.Tensor:
-    """Images for seeds, float [N, C, H, W] in about [-1, 1]. Same seed, same image as the official tools."""
+                    batch: int = 16, class_idx: int | None = None) -> torch.Tensor:
+    """Images for seeds, float [N, C, H, W] in about [-1, 1]. Same seed, same image as the official tools.
+    class_idx: the class of a conditional model (required there, ignored with a warning elsewhere)."""
     device = next(G.parameters()).device
     out = []
     for i in range(0, len(seeds), batch):
         z = z_from_seeds(seeds[i:i + batch], G.z_dim).to(device)
-        ws = G.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        c = class_labels(G, class_idx, z.shape[0])
+        label = {} if c is None else {"c": c.to(device)}  # PGGAN's mapping takes no label
+        ws = G.mapping(z, **label, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         out.append(G.synthesis(ws, noise_mode=noise_mode).cpu())
     return torch.cat(out)
 
 
 def generate(model: str | Path, seeds: list[int], out: str | Path, truncation_psi: float = 1.0,
              truncation_cutoff: int | None = None, noise_mode: str = "const", grid: bool = False,
-             progress: bool = True) -> list[Path]:
-    """PNG per seed (`seed0042.png`, as the official tools name them) into a folder, or one grid PNG."""
+             progress: bool = True, class_idx: int | None = None) -> list[Path]:
+    """PNG per seed (`seed0042.png`, as the official tools name them) into a folder, or one grid PNG.
+    model: a model folder or an NVIDIA network .pkl (imported on the fly); class_idx as generate_images."""
     out = Path(out)
     if grid:
         if out.suffix.lower() != ".png":
@@ -79,15 +103,17 @@ def generate(model: str | Path, seeds: list[int], out: str | Path, truncation_ps
     elif out.suffix.lower() == ".png":
         raise ValueError(f"--out {out} looks like a file: give a folder, or add --grid for one grid image")
     G, _ = load_model(model)
+    if class_labels(G, class_idx, 1) is None:  # checks the class before anything is written
+        class_idx = None
     if grid:
-        imgs = generate_images(G, seeds, truncation_psi, truncation_cutoff, noise_mode)
+        imgs = generate_images(G, seeds, truncation_psi, truncation_cutoff, noise_mode, class_idx=class_idx)
         return [save_image_grid(imgs, out)]
     out.mkdir(parents=True, exist_ok=True)
     written = []
     from tqdm import tqdm
     for i in tqdm(range(0, len(seeds), 16), desc="generate", unit="batch", disable=not progress or len(seeds) <= 16):
         chunk = seeds[i:i + 16]
-        imgs = generate_images(G, chunk, truncation_psi, truncation_cutoff, noise_mode)
+        imgs = generate_images(G, chunk, truncation_psi, truncation_cutoff, noise_mode, class_idx=class_idx)
         for seed, img in zip(chunk, imgs):
             written.append(save_image(img, out / f"seed{seed:04d}.png"))
     return written

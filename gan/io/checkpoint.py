@@ -1,7 +1,8 @@
 """Model folders: `config.json` + safetensors. Loading never runs code; writes are atomic.
 
 A model folder holds:
-- `config.json`: {"format_version", "arch", "model": ModelConfig, "training": {...}, "dataset": {...}}
+- `config.json`: {"format_version", "arch", "model": ModelConfig, "training": {...}, "dataset": {...}}, and
+  for a model imported from a network pickle a "source" section (file name, sha256, format, original kwargs)
 - `G.safetensors`: generator tensors (a trained model ships its G EMA weights here)
 - `D.safetensors` (optional): discriminator tensors
 
@@ -30,6 +31,7 @@ CONFIG_NAME = "config.json"
 G_NAME = "G.safetensors"
 D_NAME = "D.safetensors"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin")
+NETWORK_PICKLE_SUFFIX = ".pkl"  # NVIDIA's network pickles: imported safely (gan.importers), never unpickled as code
 
 
 class CheckpointError(ValueError):
@@ -51,8 +53,9 @@ def module_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_model(folder: str | Path, G: nn.Module, cfg: ModelConfig, D: nn.Module | None = None,
-               training: dict | None = None, dataset: dict | None = None) -> Path:
-    """Write a complete model folder. Existing files are replaced atomically, one by one."""
+               training: dict | None = None, dataset: dict | None = None, source: dict | None = None) -> Path:
+    """Write a complete model folder. Existing files are replaced atomically, one by one. source: where an
+    imported model came from (gan.importers), kept as config.json's "source" section."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # One id per save, in every file: a crash between the tensor files and config.json (or files mixed
@@ -70,6 +73,8 @@ def save_model(folder: str | Path, G: nn.Module, cfg: ModelConfig, D: nn.Module 
         "training": training or {},
         "dataset": dataset or {},
     }
+    if source is not None:
+        config["source"] = source
     atomic_write_json(folder / CONFIG_NAME, config)
     return folder
 
@@ -77,14 +82,21 @@ def save_model(folder: str | Path, G: nn.Module, cfg: ModelConfig, D: nn.Module 
 # ---- loading -------------------------------------------------------------------------------------
 
 def refuse_pickle(path: Path) -> None:
+    """Pickles other than NVIDIA's .pkl network files (torch.save checkpoints .pt / .ckpt / .bin ...)."""
     raise CheckpointError(
         f"{path}: refusing to open a pickle ({path.suffix}) because unpickling can run arbitrary code; "
         f"give a model folder (config.json + {G_NAME}) instead")
 
 
-def resolve_model_folder(path: str | Path) -> Path:
-    """Accept the folder, or a file inside it; refuse pickles and folders that hold only pickles."""
+def resolve_model_folder(path: str | Path, progress=True) -> Path:
+    """Accept the folder, or a file inside it. An NVIDIA network pickle (.pkl: stylegan2-ada-pytorch,
+    stylegan3 --cfg=stylegan2, TensorFlow StyleGAN2) is imported safely into the user cache, keyed by its
+    sha256 (gan.importers.cached_import: reused once complete), and that folder is returned. Other pickles
+    are refused. progress: True = a bar on stderr for large pickles, or progress(fraction, text)."""
     path = Path(path)
+    if path.suffix.lower() == NETWORK_PICKLE_SUFFIX:
+        from ..importers import cached_import  # the importer imports this module
+        return cached_import(path, progress=progress)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         refuse_pickle(path)
     if path.is_file():
@@ -95,6 +107,10 @@ def resolve_model_folder(path: str | Path) -> Path:
         raise CheckpointError(f"{path}: not a model folder (expected a folder with {CONFIG_NAME} and {G_NAME})")
     if not (path / CONFIG_NAME).is_file():
         pickles = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        networks = [p for p in pickles if p.suffix.lower() == NETWORK_PICKLE_SUFFIX]
+        if networks:
+            raise CheckpointError(f"{path}: no {CONFIG_NAME} here, but network pickles: give one of them, e.g. "
+                                  f"{networks[-1]} (imported safely), or import it with `python -m gan import`")
         if pickles:
             refuse_pickle(pickles[0])
         raise CheckpointError(f"{path}: no {CONFIG_NAME} here; is this a model folder? "

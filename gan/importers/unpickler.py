@@ -1,0 +1,561 @@
+"""A restricted unpickler for NVIDIA's network pickles: the file is parsed as data, no code from it runs.
+
+A pickle may name any importable callable and call it (GLOBAL + REDUCE), and NVIDIA's own loader goes
+further: it executes the module source embedded in the file. Here the standard library's pure-Python
+unpickler runs with its own opcode table:
+
+- GLOBAL / STACK_GLOBAL resolve only the (module, name) pairs listed in `RestrictedUnpickler._allowed`,
+  each mapped to a stand-in written here: an inert record (`PersistentObject`, `TFNetwork`, ...) or a
+  rebuild function that validates its arguments. Anything else is refused with one line naming it.
+- REDUCE calls only those stand-ins; NEWOBJ builds only our record classes; BUILD sets state only on
+  them; list / dict / set opcodes apply only to real lists, dicts and sets.
+- INST, OBJ, EXT1/2/4, PERSID / BINPERSID, NEWOBJ_EX and out-of-band buffers are refused.
+- A tensor's storage is a nested torch.save archive, opened with torch.load(weights_only=True); a
+  tensor may only view a storage that came from such an archive, within its bounds, with no hooks.
+- `module_src` (the code NVIDIA's loader executes) is kept as a string and never executed or imported;
+  only the names of the classes and functions it defines are read (with a regex), for messages.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import pickletools
+import re
+import struct
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import PickleImportError, UnsafePickleError, UnsupportedNetworkError
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DEFINITION = re.compile(r"^(?:class|def)\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+_TENSOR_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8,
+                  torch.int16, torch.int32, torch.int64, torch.bool}
+_NUMPY_TYPES = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8"}
+_MAX_NDIM = 8
+
+# Globals we recognise but do not import: a clearer message than "refusing ...".
+_UNSUPPORTED_GLOBALS = {
+    ("tfutil", "Network"): "a Progressive GAN (TensorFlow, tfutil.Network) pickle: not supported yet",
+}
+
+
+def _malformed(what: str) -> PickleImportError:
+    return PickleImportError(f"malformed network pickle: {what}")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _empty_dict(x) -> bool:
+    return isinstance(x, dict) and not x
+
+
+# ---- records: what the allowed globals build --------------------------------------------------------
+
+class EasyDict(dict):
+    """dnnlib.util.EasyDict (a dict with attribute access in NVIDIA's code): read as a plain dict."""
+
+
+class PersistentObject:
+    """A `torch_utils.persistence` object (an nn.Module of NVIDIA's code) as data: its class name and its
+    state, the module's __dict__ (`_parameters`, `_buffers`, `_modules`, `_init_kwargs`, attributes)."""
+
+    def __init__(self, class_name: str, version: int, state: dict, defines: frozenset[str]):
+        self.class_name, self.version, self.state, self.defines = class_name, version, state, defines
+
+    def __repr__(self) -> str:
+        return f"<{self.class_name}>"
+
+    def _table(self, key: str) -> dict:
+        table = self.state.get(key)
+        return table if isinstance(table, dict) else {}
+
+    @property
+    def modules(self) -> dict[str, "PersistentObject"]:
+        return {k: v for k, v in self._table("_modules").items() if v is not None}
+
+    def module(self, name: str) -> "PersistentObject | None":
+        return self.modules.get(name)
+
+    def attr(self, name: str, default=None):
+        return self.state.get(name, default)
+
+    def own_tensors(self) -> dict[str, torch.Tensor]:
+        """Parameters and buffers of this module itself (None entries skipped)."""
+        out = {}
+        for key in ("_parameters", "_buffers"):
+            out.update({k: v for k, v in self._table(key).items() if v is not None})
+        return out
+
+    def walk(self, prefix: str = ""):
+        """(dotted name, module) for this module and every submodule, depth first."""
+        yield prefix.rstrip("."), self
+        for name, child in self.modules.items():
+            yield from child.walk(f"{prefix}{name}.")
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """Every parameter and buffer, named as in a state dict (`synthesis.b4.conv1.weight`)."""
+        out = {}
+        for name, module in self.walk():
+            for key, tensor in module.own_tensors().items():
+                out[f"{name}.{key}" if name else key] = tensor
+        return out
+
+    def validate(self) -> "PersistentObject":
+        """The module tables must be name -> tensor / module maps; checked once, when the object is built."""
+        for key, kind in (("_parameters", torch.Tensor), ("_buffers", torch.Tensor), ("_modules", PersistentObject)):
+            table = self.state.get(key, {})
+            if not isinstance(table, dict):
+                raise _malformed(f"{self.class_name}.{key} is a {type(table).__name__}, not a dict")
+            for name, value in table.items():
+                if not isinstance(name, str) or not _IDENTIFIER.match(name):
+                    raise _malformed(f"{self.class_name}.{key} has the name {name!r}")
+                if value is not None and not isinstance(value, kind):
+                    raise _malformed(f"{self.class_name}.{key}[{name!r}] is a {type(value).__name__}")
+        return self
+
+
+class TFNetwork:
+    """A `dnnlib.tflib.network.Network` (TensorFlow StyleGAN/StyleGAN2) as data: name, build function
+    name, static_kwargs, components (sub-networks) and variables (name -> numpy array)."""
+
+    def __repr__(self) -> str:
+        return f"<TF network {getattr(self, 'name', '?')}>"
+
+    def __setstate__(self, state) -> None:
+        if hasattr(self, "variables"):
+            raise _malformed("a TensorFlow network's state is set twice")
+        if not isinstance(state, dict):
+            raise _malformed(f"a TensorFlow network's state is a {type(state).__name__}")
+        version = state.get("version")
+        if not _is_int(version):
+            raise _malformed("a TensorFlow network without a version")
+        self.version = version
+        self.name = state.get("name")
+        self.build_func_name = state.get("build_func_name")
+        if not isinstance(self.name, str) or not isinstance(self.build_func_name, str):
+            raise _malformed("a TensorFlow network without a name or build function name")
+        self.static_kwargs = state.get("static_kwargs", {})
+        self.components = state.get("components", {})
+        if not isinstance(self.static_kwargs, dict) or not isinstance(self.components, dict):
+            raise _malformed(f"TensorFlow network {self.name}: static_kwargs or components is not a dict")
+        for name, comp in self.components.items():
+            if not isinstance(name, str) or not isinstance(comp, TFNetwork):
+                raise _malformed(f"TensorFlow network {self.name}: component {name!r} is not a network")
+        variables = state.get("variables", [])
+        if not isinstance(variables, (list, tuple)):
+            raise _malformed(f"TensorFlow network {self.name}: variables is not a list")
+        self.variables = {}
+        for item in variables:
+            if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1], NumpyArray)):
+                raise _malformed(f"TensorFlow network {self.name}: a variable is not a (name, array) pair")
+            self.variables[item[0]] = item[1].array
+        src = state.get("build_module_src", "")
+        self.defines = frozenset(_DEFINITION.findall(src)) if isinstance(src, str) else frozenset()
+
+    def all_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Own variables and those of every component, named `component/variable` (as legacy.py does)."""
+        out = {prefix + k: v for k, v in self.variables.items()}
+        for name, comp in self.components.items():
+            out.update(comp.all_variables(f"{prefix}{name}/"))
+        return out
+
+
+class NumpyDtype:
+    """numpy.dtype(name, align, copy) + its pickled state, resolved to a real dtype only for plain numeric
+    types (never an object dtype, never a dtype built from arbitrary state)."""
+
+    def __init__(self, name: str):
+        self.name, self.byteorder, self._state_set = name, "=", False
+
+    def __setstate__(self, state) -> None:
+        if self._state_set:
+            raise _malformed("a numpy dtype's state is set twice")
+        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
+                and state[1] in ("<", ">", "|", "=") and state[2] is None and state[3] is None
+                and state[4] is None and all(_is_int(x) for x in state[5:8])
+                and (len(state) == 8 or state[8] is None or _empty_dict(state[8]))):
+            raise _malformed(f"unexpected numpy dtype state {_one_line(repr(state), 80)}")
+        self.byteorder, self._state_set = state[1], True
+
+    def numpy(self) -> np.dtype:
+        dtype = np.dtype(self.name)
+        return dtype.newbyteorder(self.byteorder) if self.byteorder in "<>" else dtype
+
+
+class NumpyArray:
+    """numpy.core.multiarray._reconstruct(ndarray, (0,), b'b') + its state: rebuilt here with np.frombuffer
+    from the raw bytes, after checking shape, dtype and length."""
+
+    def __setstate__(self, state) -> None:
+        if hasattr(self, "array"):
+            raise _malformed("a numpy array's state is set twice")
+        if isinstance(state, tuple) and len(state) == 5 and _is_int(state[0]):
+            state = state[1:]
+        if not (isinstance(state, tuple) and len(state) == 4):
+            raise _malformed("unexpected numpy array state")
+        shape, dtype, fortran, raw = state
+        if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM and all(_is_int(s) and s >= 0 for s in shape)):
+            raise _malformed(f"a numpy array with shape {_one_line(repr(shape), 80)}")
+        if not isinstance(dtype, NumpyDtype) or not isinstance(fortran, bool) or not isinstance(raw, (bytes, bytearray)):
+            raise _malformed("a numpy array that is not plain numeric data")
+        np_dtype = dtype.numpy()
+        if len(raw) != math.prod(shape) * np_dtype.itemsize:
+            raise _malformed(f"a numpy array of shape {list(shape)} with {len(raw)} bytes of data")
+        self.array = np.frombuffer(raw, dtype=np_dtype).reshape(shape, order="F" if fortran else "C")
+
+
+class _NDArrayClass:
+    """What `numpy.ndarray` resolves to: only a marker for _reconstruct's first argument."""
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+NDARRAY = _NDArrayClass()
+
+
+# ---- stand-ins that need no unpickler state -----------------------------------------------------------
+
+def _ordered_dict(items=()) -> dict:
+    """collections.OrderedDict(): a plain dict (insertion-ordered) from () or a list of pairs."""
+    if isinstance(items, dict):
+        return dict(items)
+    if not isinstance(items, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in items):
+        raise _malformed("OrderedDict() of something other than (key, value) pairs")
+    return dict(items)
+
+
+def _container(kind: type) -> Callable:
+    def build(items=()):
+        if not isinstance(items, (list, tuple)):
+            raise _malformed(f"{kind.__name__}() of a {type(items).__name__}")
+        return kind(items)
+    return build
+
+
+def _numpy_dtype(name, align=False, copy=True) -> NumpyDtype:
+    if not isinstance(name, str) or name not in _NUMPY_TYPES or not isinstance(align, bool) or not isinstance(copy, bool):
+        raise UnsafePickleError(f"refusing numpy dtype {_one_line(repr(name), 40)}: not a plain numeric type")
+    return NumpyDtype(name)
+
+
+def _numpy_scalar(dtype, data=None):
+    """numpy.core.multiarray.scalar(dtype, bytes) -> the Python number (float, int, bool)."""
+    if not isinstance(dtype, NumpyDtype) or not isinstance(data, bytes):
+        raise _malformed("a numpy scalar that is not plain numeric data")
+    np_dtype = dtype.numpy()
+    if len(data) != np_dtype.itemsize:
+        raise _malformed(f"a numpy {dtype.name} scalar with {len(data)} bytes")
+    return np.frombuffer(data, dtype=np_dtype)[0].item()
+
+
+def _numpy_reconstruct(cls, shape, typecode) -> NumpyArray:
+    if cls is not NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
+        raise _malformed("numpy _reconstruct of something other than an empty ndarray")
+    return NumpyArray()
+
+
+# ---- the unpickler -------------------------------------------------------------------------------------
+
+_BASE = pickle._Unpickler.dispatch
+_PLAIN_OPCODES = [  # opcodes that only push data, frame the stream, or use the memo
+    pickle.PROTO, pickle.FRAME, pickle.STOP, pickle.MARK, pickle.POP, pickle.POP_MARK, pickle.DUP,
+    pickle.INT, pickle.BININT, pickle.BININT1, pickle.BININT2, pickle.LONG, pickle.LONG1, pickle.LONG4,
+    pickle.NONE, pickle.NEWTRUE, pickle.NEWFALSE, pickle.FLOAT, pickle.BINFLOAT,
+    pickle.STRING, pickle.BINSTRING, pickle.SHORT_BINSTRING, pickle.UNICODE, pickle.BINUNICODE,
+    pickle.SHORT_BINUNICODE, pickle.BINUNICODE8, pickle.BINBYTES, pickle.SHORT_BINBYTES, pickle.BINBYTES8,
+    pickle.EMPTY_LIST, pickle.LIST, pickle.EMPTY_TUPLE, pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2,
+    pickle.TUPLE3, pickle.EMPTY_DICT, pickle.DICT, pickle.EMPTY_SET, pickle.FROZENSET,
+    pickle.GET, pickle.BINGET, pickle.LONG_BINGET, pickle.PUT, pickle.BINPUT, pickle.LONG_BINPUT,
+    pickle.MEMOIZE, pickle.GLOBAL, pickle.STACK_GLOBAL,  # these two go through find_class
+]
+
+
+def _refuser(code: int) -> Callable:
+    op = pickletools.code2op.get(chr(code))
+
+    def refuse(self) -> None:
+        if op is None:
+            raise PickleImportError(f"corrupt pickle: unknown opcode 0x{code:02x}")
+        raise UnsafePickleError(f"refusing pickle opcode {op.name}: not plain data")
+    return refuse
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """pickle._Unpickler with an opcode table that builds only data and our records (module docstring)."""
+
+    def __init__(self, file):
+        super().__init__(file, fix_imports=False)
+        self._storages: dict[int, object] = {}   # id -> storage from a nested archive
+        self._tensors: dict[int, torch.Tensor] = {}
+        self._allowed = {
+            ("torch_utils.persistence", "_reconstruct_persistent_obj"): self._reconstruct_persistent_obj,
+            ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_parameter"): self._rebuild_parameter,
+            ("torch.storage", "_load_from_bytes"): self._load_from_bytes,
+            ("collections", "OrderedDict"): _ordered_dict,
+            ("builtins", "set"): _container(set),
+            ("builtins", "frozenset"): _container(frozenset),
+            ("numpy", "dtype"): _numpy_dtype,
+            ("numpy.core.multiarray", "scalar"): _numpy_scalar,
+            ("numpy._core.multiarray", "scalar"): _numpy_scalar,
+            ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
+            ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
+            ("numpy", "ndarray"): NDARRAY,
+            ("dnnlib.util", "EasyDict"): EasyDict,
+            ("dnnlib.tflib.network", "Network"): TFNetwork,
+        }
+        self._callables = {id(f): f for f in self._allowed.values()
+                           if f is not NDARRAY and f is not EasyDict and f is not TFNetwork}
+        self._classes = (EasyDict, TFNetwork)  # NEWOBJ only
+
+    # -- globals
+    def find_class(self, module: str, name: str):
+        found = self._allowed.get((module, name))
+        if found is not None:
+            return found
+        if (module, name) in _UNSUPPORTED_GLOBALS:
+            raise UnsupportedNetworkError(_UNSUPPORTED_GLOBALS[(module, name)])
+        raise UnsafePickleError(f"refusing {module}.{name}: not a tensor or container")
+
+    def persistent_load(self, pid):
+        raise UnsafePickleError(f"refusing persistent id {_one_line(repr(pid), 60)}: not a tensor or container")
+
+    # -- opcodes that act on objects
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if self._callables.get(id(func)) is not func:
+            raise UnsafePickleError(f"refusing a call of {_one_line(repr(func), 60)}: not a tensor or container rebuild")
+        if type(args) is not tuple:
+            raise _malformed("REDUCE arguments are not a tuple")
+        self.stack[-1] = func(*args)
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if not any(cls is c for c in self._classes) or args != ():
+            raise UnsafePickleError(f"refusing to construct {_one_line(repr(cls), 60)}: not a container")
+        self.append(cls.__new__(cls))
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) in (NumpyDtype, NumpyArray, TFNetwork):
+            inst.__setstate__(state)
+        elif not (type(inst) is EasyDict and (state is None or _empty_dict(state))):
+            raise UnsafePickleError(f"refusing to set the state of a {type(inst).__name__}: not a container")
+
+    def _target(self, kinds: tuple, opcode: str):
+        target = self.stack[-1]
+        if type(target) not in kinds:
+            raise UnsafePickleError(f"refusing {opcode} on a {type(target).__name__}: not a container")
+        return target
+
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        self._target((list,), "APPEND").append(value)
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        self._target((list,), "APPENDS").extend(items)
+
+    def load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._target((dict, EasyDict), "SETITEM")[key] = value
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self._target((dict, EasyDict), "SETITEMS")
+        if len(items) % 2:
+            raise _malformed("SETITEMS with an odd number of items")
+        for i in range(0, len(items), 2):
+            target[items[i]] = items[i + 1]
+
+    def load_additems(self) -> None:
+        items = self.pop_mark()
+        self._target((set,), "ADDITEMS").update(items)
+
+    # -- the stand-ins that need this unpickler's registries
+    def _reconstruct_persistent_obj(self, meta) -> PersistentObject:
+        if not isinstance(meta, dict) or meta.get("type") != "class":
+            raise _malformed("a persistent object whose meta is not {type: 'class', ...}")
+        class_name, state, version = meta.get("class_name"), meta.get("state"), meta.get("version")
+        if not isinstance(class_name, str) or not _IDENTIFIER.match(class_name):
+            raise _malformed(f"a persistent object with class name {_one_line(repr(class_name), 60)}")
+        if not isinstance(state, dict) or not _is_int(version):
+            raise _malformed(f"persistent {class_name}: no state dict or version")
+        src = meta.get("module_src", "")
+        defines = frozenset(_DEFINITION.findall(src)) if isinstance(src, str) else frozenset()
+        return PersistentObject(class_name, version, state, defines).validate()
+
+    def _load_from_bytes(self, data):
+        if type(data) not in (bytes, bytearray):
+            raise _malformed("a tensor storage that is not bytes")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                storage = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            found = re.search(r"GLOBAL ([\w.]+)", str(e))
+            if found:
+                raise UnsafePickleError(f"refusing {found.group(1)} inside a tensor storage archive: "
+                                        "not a tensor or container") from None
+            raise UnsafePickleError(f"refusing a tensor storage archive: {_one_line(str(e).splitlines()[0])}") from None
+        except Exception as e:  # a truncated or corrupt nested archive
+            raise PickleImportError(f"unreadable tensor storage archive ({type(e).__name__}: "
+                                    f"{_one_line(str(e))})") from None
+        if not isinstance(storage, torch.storage.TypedStorage):
+            raise _malformed(f"a tensor storage archive holds a {type(storage).__name__}, not a storage")
+        self._storages[id(storage)] = storage
+        return storage
+
+    def _rebuild_tensor_v2(self, storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                           metadata=None) -> torch.Tensor:
+        if self._storages.get(id(storage)) is not storage:
+            raise UnsafePickleError("refusing a tensor whose storage does not come from a storage archive")
+        if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride) <= _MAX_NDIM
+                and all(_is_int(s) and s >= 0 for s in size + stride) and _is_int(storage_offset)
+                and storage_offset >= 0 and isinstance(requires_grad, bool)):
+            raise _malformed("a tensor with a non-integer size, stride or offset")
+        if not _empty_dict(backward_hooks) or not (metadata is None or _empty_dict(metadata)):
+            raise UnsafePickleError("refusing a tensor with backward hooks or metadata: not plain data")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dtype, numel = storage.dtype, storage.size()
+            untyped = storage._untyped_storage
+        if dtype not in _TENSOR_DTYPES:
+            raise _malformed(f"a tensor of dtype {dtype}")
+        if all(size) and storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) >= numel:
+            raise _malformed(f"a tensor of size {list(size)} beyond its storage of {numel} elements")
+        tensor = torch.empty((0,), dtype=dtype).set_(untyped, storage_offset, size, stride)
+        self._tensors[id(tensor)] = tensor
+        return tensor
+
+    def _rebuild_parameter(self, data, requires_grad, backward_hooks) -> torch.Tensor:
+        if self._tensors.get(id(data)) is not data or not isinstance(requires_grad, bool):
+            raise _malformed("a parameter that does not wrap a rebuilt tensor")
+        if not _empty_dict(backward_hooks):
+            raise UnsafePickleError("refusing a parameter with backward hooks: not plain data")
+        return data
+
+    dispatch = {op[0]: _BASE[op[0]] for op in _PLAIN_OPCODES}
+    dispatch.update({pickle.REDUCE[0]: load_reduce, pickle.NEWOBJ[0]: load_newobj, pickle.BUILD[0]: load_build,
+                     pickle.APPEND[0]: load_append, pickle.APPENDS[0]: load_appends,
+                     pickle.SETITEM[0]: load_setitem, pickle.SETITEMS[0]: load_setitems,
+                     pickle.ADDITEMS[0]: load_additems})
+    for _code in range(256):
+        if _code not in dispatch:
+            dispatch[_code] = _refuser(_code)
+    del _code
+
+
+class _Reader:
+    """The file as the unpickler reads it: never asks the OS for more than is left (so a hostile length
+    cannot allocate more than the file's size), counts bytes for the progress callback and messages."""
+
+    def __init__(self, fh, size: int, progress: Callable[[int], None] | None):
+        self.fh, self.size, self.pos, self.progress = fh, size, 0, progress
+        self._reported = 0
+
+    def _advance(self, n: int) -> None:
+        self.pos += n
+        if self.progress is not None and (self.pos - self._reported >= 1 << 22 or self.pos == self.size):
+            self.progress(self.pos - self._reported)
+            self._reported = self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.size - self.pos
+        data = self.fh.read(left if n is None or n < 0 else min(n, left))
+        self._advance(len(data))
+        return data
+
+    def readline(self) -> bytes:
+        data = self.fh.readline(max(self.size - self.pos, 0))
+        self._advance(len(data))
+        return data
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+
+def check_header(path: Path, head: bytes) -> None:
+    """A one-line refusal for files that are not protocol 2-5 pickles, naming what they look like."""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return
+    if not head:
+        raise PickleImportError(f"{path}: empty file, not a network pickle")
+    if head.startswith(b"PK"):
+        raise PickleImportError(f"{path}: a zip archive, not a network pickle (a torch.save checkpoint or a zipped "
+                                "model folder?)")
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype", b"<html")):
+        raise PickleImportError(f"{path}: an HTML page, not a network pickle (a failed download?)")
+    if text.startswith(b"version https://git-lfs"):
+        raise PickleImportError(f"{path}: a Git LFS pointer, not the network pickle itself (run git lfs pull)")
+    raise PickleImportError(f"{path}: not a pickle (no protocol 2-5 pickle header): is this really a network .pkl?")
+
+
+def load_pickle(path: str | os.PathLike, progress: Callable[[int], None] | None = None):
+    """Unpickle `path` with RestrictedUnpickler. progress(n) is called with each further n bytes read.
+    Raises PickleImportError (UnsafePickleError for refused content) with one line naming the file."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        check_header(path, fh.read(16))
+        fh.seek(0)
+        reader = _Reader(fh, size, progress)
+        unpickler = RestrictedUnpickler(reader)
+        try:
+            return unpickler.load()
+        except PickleImportError as e:
+            raise type(e)(f"{path}: {e}") from None
+        except RecursionError:
+            raise PickleImportError(f"{path}: corrupt pickle (nested too deeply)") from None
+        except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, UnicodeDecodeError, OverflowError) as e:
+            if reader.pos >= size:
+                raise PickleImportError(f"{path}: truncated pickle: the file ends ({size} bytes) before the pickle "
+                                        "does (an interrupted download or copy?)") from None
+            raise PickleImportError(f"{path}: corrupt pickle at byte {reader.pos} ({type(e).__name__}: "
+                                    f"{_one_line(e)})") from None
+        finally:
+            unpickler.memo.clear()  # the file's objects are referenced from the result only
+
+
+def plain(obj, depth: int = 0):
+    """kwargs as JSON-able data (EasyDict -> dict, tuples -> lists, numpy dtypes -> names); anything else
+    becomes a short description string."""
+    if depth > 20:
+        return "..."
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {str(k): plain(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v, depth + 1) for v in obj]
+    if isinstance(obj, NumpyDtype):
+        return obj.name
+    if isinstance(obj, torch.Tensor):
+        return f"<tensor {list(obj.shape)}>"
+    return f"<{type(obj).__name__}>"
