@@ -1,9 +1,11 @@
-"""python app.py [--model NAME|DIR] [--host 127.0.0.1] [--port 7860]: open the latent-space explorer.
+"""python app.py [--model NAME|DIR] [--public] [--host 127.0.0.1] [--port 7860]: open the latent-space explorer.
 
 The model: --model (a folder name in assets/models/ or a path), else $GLE_MODEL, else the folder
 named in assets/models/DEFAULT, else the first model there by name; with none, the page says so
 and lets you load a folder by path. Host and port: the flags, else Gradio's GRADIO_SERVER_NAME /
 GRADIO_SERVER_PORT, else 127.0.0.1:7860 (0.0.0.0 on Hugging Face Spaces, where SPACE_ID is set).
+--public (automatic where SPACE_ID is set; --local turns it off): models only from the models
+folder, no path box, no server path in any answer (see explorer/ui/models.py).
 Also: $GLE_MODELS_DIR (instead of assets/models), $GLE_THREADS (torch threads), $GLE_DEBUG=1
 (log each callback's time). Analytics are off.
 """
@@ -29,7 +31,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default $GLE_THREADS, else "
                    "one less than the cores, at most 4: a core stays free for the web server)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--public", action="store_true", default=None, help="public trust mode: only models in "
+                      "--models-dir, no model path box (default on a Hugging Face Space, where SPACE_ID is set)")
+    mode.add_argument("--local", dest="public", action="store_false", help="local trust mode, also on a Space")
+    p.add_argument("--render-workers", type=int, default=None, help="renders run at once (default: the cores "
+                   "divided by --threads)")
     return p.parse_args(argv)
+
+
+def public_mode(args: argparse.Namespace, environ=os.environ) -> bool:
+    return bool(environ.get("SPACE_ID")) if args.public is None else args.public
+
+
+def render_workers(args: argparse.Namespace, threads: int, cores: int | None = None) -> int:
+    """Renders in parallel: as many as the cores hold at `threads` torch threads each."""
+    if args.render_workers:
+        return max(1, args.render_workers)
+    return max(1, min(8, (cores or os.cpu_count() or 1) // threads))
 
 
 def torch_threads(args: argparse.Namespace, environ=os.environ, cores: int | None = None) -> int:
@@ -51,16 +70,21 @@ def main(argv=None) -> int:
     if os.environ.get("GLE_DEBUG"):  # callback timings
         logging.getLogger("explorer").setLevel(logging.DEBUG)
     import torch
-    torch.set_num_threads(torch_threads(args))
+    threads = torch_threads(args)
+    torch.set_num_threads(threads)
     from explorer import ui
     models_dir = args.models_dir or os.environ.get("GLE_MODELS_DIR") or ui.MODELS_DIR
     host, port = server_address(args)
+    public = public_mode(args)
+    roots = ui.ModelRoots(models_dir, public=public)
     asked = args.model or os.environ.get("GLE_MODEL")
     model = None
     try:
-        model = ui.resolve_model(asked, models_dir) if asked else ui.default_model(models_dir)
+        # Public: even the operator's --model is a name in the models folder, so every model the
+        # page can reach lies in the allowed roots.
+        model = roots.resolve(asked) if asked else ui.default_model(models_dir)
         if model is not None:
-            ui.warm_up(model)
+            ui.warm_up(model, **roots.engine_kwargs(model))
     except (ValueError, OSError) as e:  # a bad --model, or a broken shipped model: one line
         if asked:
             print(f"error: {e}", file=sys.stderr)
@@ -69,7 +93,8 @@ def main(argv=None) -> int:
         model = None
     if model is None:
         print(f"no model in {models_dir}: the page will ask for a model folder", file=sys.stderr)
-    ui.ExplorerUI(model, models_dir).launch(host=host, port=port)
+    ui.ExplorerUI(model, models_dir, public=public, render_workers=render_workers(args, threads)) \
+        .launch(host=host, port=port)
     return 0
 
 

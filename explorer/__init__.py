@@ -1,6 +1,6 @@
 """GAN Latent Explorer: PCA directions, style mixing, stage previews and interpolation export.
 
-The engine (explorer.engine) is plain Python and never imports gradio; explorer/ui.py is a thin
+The engine (explorer.engine) is plain Python and never imports gradio; explorer/ui/ is a thin
 face on it. Names below are imported lazily so `import explorer.interpolate` stays light.
 """
 from __future__ import annotations

@@ -358,10 +358,13 @@ def find_cached(model_folder: str | Path, G, settings: DirectionSettings,
     return None
 
 
-def store(directions: Directions, model_folder: str | Path, cache_dir: str | Path | None = None) -> Directions:
-    """Cache directions next to the model, else in the user cache; returns them with `source` set
-    (left "" with a warning when neither place is writable)."""
+def store(directions: Directions, model_folder: str | Path, cache_dir: str | Path | None = None,
+          beside_model: bool = True) -> Directions:
+    """Cache directions next to the model (unless beside_model is False: a folder that is not ours
+    to write, e.g. a public server's uploaded model), else in the user cache; returns them with
+    `source` set (left "" with a warning when no place is writable)."""
     paths = cache_paths(model_folder, cache_key(directions.weights_hash, directions.settings), cache_dir)
+    paths = paths if beside_model else paths[1:]
     for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -370,14 +373,15 @@ def store(directions: Directions, model_folder: str | Path, cache_dir: str | Pat
             log.info("cannot write directions cache %s (%s)", path, e.strerror or e)
             continue
         return dataclasses.replace(directions, source=str(path))
-    log.warning("directions not cached: neither %s nor %s is writable", *[p.parent for p in paths])
+    log.warning("directions not cached: %s not writable", " nor ".join(str(p.parent) for p in paths))
     return directions
 
 
 def load_or_compute(model_folder: str | Path, G, settings: DirectionSettings = DirectionSettings(),
                     progress: ProgressCallback | None = None, cache_dir: str | Path | None = None,
-                    show_bar: bool = True) -> Directions:
-    """Cached directions for this model and settings, computing (and caching) them when missing."""
+                    show_bar: bool = True, beside_model: bool = True) -> Directions:
+    """Cached directions for this model and settings, computing (and caching) them when missing
+    (beside_model: see store)."""
     settings.validate()
     cached = find_cached(model_folder, G, settings, cache_dir)
     if cached is not None:
@@ -385,4 +389,4 @@ def load_or_compute(model_folder: str | Path, G, settings: DirectionSettings = D
             progress(1.0, "directions loaded from cache")
         return cached
     d = compute_directions(G, settings, progress=progress, show_bar=show_bar, weights_hash=weights_hash(model_folder))
-    return store(d, model_folder, cache_dir)
+    return store(d, model_folder, cache_dir, beside_model)

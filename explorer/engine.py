@@ -123,15 +123,17 @@ class Engine:
 
     model: a model folder (config.json + G.safetensors). cache_size: rendered images kept (LRU,
     keyed by the full state and display options). cache_dir: where directions go when the model
-    folder is read-only (default ~/.cache/gan-latent-explorer).
+    folder is read-only (default ~/.cache/gan-latent-explorer); cache_beside_model False: always
+    there, never into the model folder (one that is not ours to write).
     """
 
     def __init__(self, model: str | Path, device: str | torch.device = "cpu", cache_size: int = 64,
-                 cache_dir: str | Path | None = None, show_bars: bool = True):
+                 cache_dir: str | Path | None = None, show_bars: bool = True, cache_beside_model: bool = True):
         self.model_path = resolve_model_folder(model)
         self.G, self.cfg = load_model(self.model_path, device=device)
         self.device = torch.device(device)
         self.cache_size, self.cache_dir, self.show_bars = cache_size, cache_dir, show_bars
+        self.cache_beside_model = cache_beside_model
         G = self.G
         self.arch, self.z_dim, self.w_dim, self.num_ws = G.arch, G.z_dim, G.w_dim, G.num_ws
         self.img_resolution, self.img_channels = G.img_resolution, G.img_channels
@@ -196,7 +198,8 @@ class Engine:
         with self._directions_lock:
             if settings not in self._directions:
                 self._directions[settings] = load_or_compute(self.model_path, self.G, settings, progress=progress,
-                                                             cache_dir=self.cache_dir, show_bar=self.show_bars)
+                                                             cache_dir=self.cache_dir, show_bar=self.show_bars,
+                                                             beside_model=self.cache_beside_model)
             elif progress is not None:
                 progress(1.0, "directions ready")
             return self._directions[settings]

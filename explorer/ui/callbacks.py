@@ -1,0 +1,291 @@
+"""The explorer's callbacks: each reads its widgets and the user's session, makes engine calls and
+returns {component: value} ({} = nothing to do). No model logic here: that is explorer.engine."""
+from __future__ import annotations
+
+import random
+import secrets
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from gan.io.checkpoint import read_config
+from gan.seeds import parse_seeds
+
+from ..engine import Engine, open_engine
+from ..export import GIF_MAX_FPS
+from ..session import MAX_SEED, ExplorerError, ExplorerState
+from .models import ModelRoots
+
+DISPLAY_SIZE = 512                 # px: the main image (small models are upscaled, nearest)
+THUMB_SIZE = 160                   # px: A / B / mixed thumbnails
+STAGE_SIZE = 128                   # px: each resolution-stage preview
+MAX_DIRECTIONS = 32                # direction sliders at most
+DIRECTIONS_STEP = 8                # shown at first, and added per "more directions" click
+DEFAULT_PSI = 0.7
+EXPORT_KEEP_S = 3600               # exported files are deleted after an hour
+
+
+class UserSession:
+    """One user's ExplorerState behind a lock. Gradio hands a gr.State's value to callbacks by
+    reference and renders run several at a time, so two events of one user must not interleave:
+    the later one would start from the older state, and its image could arrive first."""
+
+    def __init__(self, state: ExplorerState):
+        self.state = state
+        self.lock = threading.RLock()
+
+
+def auto_keyframes(seed: int) -> str:
+    return ",".join(str(min(MAX_SEED, seed + i)) for i in range(4))
+
+
+def model_label(engine: Engine, name: str) -> str:
+    import html
+    kind = {"stylegan2": "StyleGAN2", "pggan": "PGGAN"}.get(engine.arch, engine.arch)
+    colour = "RGB" if engine.img_channels == 3 else "greyscale"
+    layers = f"{engine.num_ws} style layers" if engine.num_ws > 1 else "one latent for all layers"
+    return (f"**{html.escape(name)}** · {kind} · {engine.img_resolution}×{engine.img_resolution} "
+            f"{colour} · {layers} · z {engine.z_dim}")
+
+
+class Callbacks:
+    """Mixed into ExplorerUI, which provides the components (self.image, ...) and self.roots."""
+    roots: ModelRoots
+
+    # ---- engines and images ------------------------------------------------------------------
+    def engine_of(self, folder: str | Path) -> Engine:
+        return open_engine(folder, **self.roots.engine_kwargs(Path(folder)))
+
+    def engine(self, state: ExplorerState | None) -> Engine:
+        if state is None:
+            raise ExplorerError("no model loaded: choose one in the Model box")
+        return self.engine_of(state.model)
+
+    def panels(self, engine: Engine, state: ExplorerState, view: str) -> dict:
+        """The image and the open tab's images (only those: the other tabs' are not computed)."""
+        out = {self.image: engine.render(state, size=DISPLAY_SIZE)}
+        if view == "stages":
+            out[self.stages] = [(s.image, s.label) for s in engine.stage_previews(state, size=STAGE_SIZE)]
+            if engine.stage_snapshot_folders():
+                out[self.snapshots] = [(s.image, f"{s.label} snapshot")
+                                       for s in engine.stage_snapshots(state, size=STAGE_SIZE)]
+        elif view == "mixing" and engine.supports_style_mixing:
+            plain = state.replace(mix_layers=())
+            out[self.mix_a] = engine.render(plain, size=THUMB_SIZE)
+            out[self.mix_b] = engine.render(plain.replace(seed=state.mix_seed or 0), size=THUMB_SIZE)
+            out[self.mix_out] = engine.render(state, size=THUMB_SIZE)
+        return out
+
+    def change(self, user: UserSession | None, view: str, make) -> dict:
+        """make(state, engine) -> the new state, under the user's lock; the images it changes."""
+        if user is None:
+            return {}
+        with user.lock:
+            engine = self.engine(user.state)
+            new = engine.check_state(make(user.state, engine))
+            out = self.panels(engine, new, view)
+            user.state = new
+        return out
+
+    # ---- the hot events ----------------------------------------------------------------------
+    def set_seed(self, view, user, seed, keyframes):
+        if user is None or seed is None:          # no model, or the box is being retyped
+            return {}
+        old = user.state.seed
+        out = self.change(user, view, lambda s, e: s.replace(seed=int(seed)))
+        if (keyframes or "").strip() in ("", auto_keyframes(old)):   # not edited by hand: follow
+            out[self.keyframes] = auto_keyframes(int(seed))
+        return out
+
+    def random_seed(self, view, user, keyframes):
+        seed = random.randint(0, 99_999)
+        return {self.seed: seed, **self.set_seed(view, user, seed, keyframes)}
+
+    def set_psi(self, view, user, psi):
+        if user is None or psi is None:
+            return {}
+        return self.change(user, view, lambda s, e: s.replace(truncation_psi=float(psi)))
+
+    def set_noise(self, view, user, noise):
+        return self.change(user, view, lambda s, e: s.replace(noise_mode=noise))
+
+    def set_direction(self, i, view, user, strength, start, end):
+        """Direction slider i (or its layer range) moved: the one edit of component i."""
+        if user is None or strength is None or start is None or end is None:
+            return {}
+
+        def edit(state, engine):
+            if engine.num_ws == 1:
+                return state.with_edit(i, float(strength))
+            lo, hi = int(start), int(end)
+            if not 0 <= lo <= hi < engine.num_ws:
+                raise ExplorerError(f"direction {i}: layers {lo} to {hi} are not a range within 0 to "
+                                    f"{engine.num_ws - 1} ('from' must not exceed 'to')")
+            return state.with_edit(i, float(strength), lo, hi + 1)
+        return self.change(user, view, edit)
+
+    def reset_directions(self, view, user, key):
+        out = self.change(user, view, lambda s, e: s.replace(edits=[]))
+        return {**out, self.dirs_key: (key[0], key[1], next(self._versions))} if out else out
+
+    def more_directions(self, key):
+        return None if key is None else (key[0], min(MAX_DIRECTIONS, key[1] + DIRECTIONS_STEP), key[2])
+
+    def set_mixing(self, view, user, mix_seed, *groups):
+        if user is None or mix_seed is None:
+            return {}
+        layers = sorted({int(i) for g in groups for i in (g or [])})
+        return self.change(user, view, lambda s, e: s.replace(mix_seed=int(mix_seed), mix_layers=layers))
+
+    def random_mix_seed(self, box, view, user, mix_seed, *groups):
+        seed = random.randint(0, 99_999)
+        return {box: seed, **self.set_mixing(view, user, seed, *groups)}
+
+    def preset(self, layers, boxes, view, user, mix_seed):
+        values = [[v for _, v in box.choices if v in layers] for box in boxes]
+        return {**dict(zip(boxes, values)), **self.set_mixing(view, user, mix_seed, *values)}
+
+    def select_view(self, name, user):
+        return {self.view: name, **self.change(user, name, lambda s, e: s)}
+
+    # ---- models and sessions (the load lane) ---------------------------------------------------
+    def on_start(self, view, progress=gr.Progress()):
+        """Page load: open the configured model (if any) with fresh settings."""
+        if self.initial_model is None:
+            return {self.placeholder: gr.update(visible=True)}
+        return self.open_model(self.initial_model, None, None, view, progress)
+
+    def check_model(self, ref):
+        read_config(self.roots.resolve(ref))
+
+    def on_model(self, ref, view, user, progress=gr.Progress()):
+        """Another model chosen (dropdown or path): lay the explorer out for it; keep seed, psi, noise."""
+        folder = self.roots.resolve(ref)
+        s = None if user is None else user.state
+        keep = None if s is None else dict(seed=s.seed, truncation_psi=s.truncation_psi, noise_mode=s.noise_mode,
+                                           mix_seed=s.mix_seed)
+        return self.open_model(folder, keep, user, view, progress)
+
+    def check_session(self, path, user):
+        self.roots.resolve_saved(ExplorerState.load(path).model)
+
+    def on_session(self, path, view, user, key, progress=gr.Progress()):
+        """A session JSON uploaded: its model, seed, edits and mixing, in the widgets."""
+        loaded = ExplorerState.load(path)
+        folder = self.roots.resolve_saved(loaded.model)
+        shown = key[1] if key is not None else DIRECTIONS_STEP
+        return self.open_model(folder, loaded.replace(model=str(folder)), user, view, progress, shown)
+
+    def open_model(self, folder: str | Path, loaded: ExplorerState | dict | None, user: UserSession | None,
+                   view: str, progress, shown: int = DIRECTIONS_STEP) -> dict:
+        """Everything that depends on the model. loaded: a session's state, or fields to keep from the
+        last model's state, or None (defaults)."""
+        progress(0, desc="loading the model")
+        engine = self.engine_of(folder)
+        if isinstance(loaded, ExplorerState):
+            state = loaded
+        else:
+            keep = {k: v for k, v in (loaded or {}).items() if v is not None}
+            state = engine.default_state(**{"truncation_psi": DEFAULT_PSI, **keep})
+        if state.mix_seed is None:
+            state = state.replace(mix_seed=1)           # seed B, shown even before a layer is checked
+        state = engine.check_state(state)
+        dirs = engine.directions(state.directions, progress=lambda f, text: progress(f, desc=text))
+        needed = max([shown] + [e.component + 1 for e in state.edits if e.component < MAX_DIRECTIONS])
+        shown = min(MAX_DIRECTIONS, -(-needed // DIRECTIONS_STEP) * DIRECTIONS_STEP)
+        self.measure(engine, state)
+        images = self.panels(engine, state, view)
+        if user is None:
+            user = UserSession(state)
+        with user.lock:
+            user.state = state
+        ref, version, mixes = self.roots.ref_of(engine.model_path), next(self._versions), engine.supports_style_mixing
+        return {self.state: user, self.model_info: model_label(engine, ref),
+                self.placeholder: gr.update(visible=False),
+                self.model_dd: gr.update(choices=self.model_choices(ref), value=ref),
+                self.seed: state.seed, self.psi: state.truncation_psi, self.keyframes: auto_keyframes(state.seed),
+                self.noise: gr.update(visible=engine.arch != "pggan", value=state.noise_mode),
+                self.dirs_key: (str(folder), min(shown, dirs.num_components), version),
+                self.mix_key: (str(folder), version),
+                self.image: images[self.image], self.stages: images.get(self.stages),
+                self.snapshots: gr.update(visible=bool(engine.stage_snapshot_folders()),
+                                          value=images.get(self.snapshots)),
+                **{c: gr.update(visible=mixes, value=images.get(c)) for c in (self.mix_a, self.mix_b, self.mix_out)}}
+
+    def measure(self, engine: Engine, state: ExplorerState) -> None:
+        """Seconds to render a state afresh (decides whether sliders render while dragged)."""
+        key = str(engine.model_path)
+        if key not in self._render_s:
+            times = []
+            for _ in range(2):
+                t0 = time.perf_counter()
+                engine.render_tensor(state)
+                times.append(time.perf_counter() - t0)
+            self._render_s[key] = min(times)
+
+    # ---- files: sessions, grids, exports -------------------------------------------------------
+    def save_session(self, user):
+        if user is None:
+            raise ExplorerError("no model loaded: nothing to save")
+        state = self.engine(user.state).check_state(user.state)
+        # Named by the model's ref, never the server's path: it loads on any machine with that model.
+        portable = state.replace(model=self.roots.ref_of(state.model))
+        return str(portable.save(self.new_export_folder() / f"session-seed{state.seed}.json"))
+
+    def make_grid(self, user, rows, cols):
+        state = user.state if user is not None else None
+        engine = self.engine(state)
+        layers = list(state.mix_layers) or None
+        tile = engine.img_resolution * max(1, 128 // engine.img_resolution)
+        return engine.mixing_grid(state, parse_seeds(rows), parse_seeds(cols), layers=layers,
+                                  preset=None if layers else "coarse", size=tile)
+
+    @staticmethod
+    def check_grid(rows, cols):
+        parse_seeds(rows)
+        parse_seeds(cols)
+
+    def export_seeds(self, user, keyframes, frames, space, loop, fps, size, fmt) -> list[int]:
+        """The keyframe seeds, once everything the export needs is valid (cheap: nothing rendered)."""
+        state = user.state if user is not None else None
+        engine = self.engine(state)
+        seeds = parse_seeds(keyframes) if keyframes and keyframes.strip() else \
+            [int(s) for s in auto_keyframes(state.seed).split(",")]
+        if frames is None or fps is None:
+            raise ExplorerError("give the frames per seed and the fps")
+        if fmt == "GIF" and fps > GIF_MAX_FPS:
+            raise ExplorerError(f"GIF plays at most {GIF_MAX_FPS} fps: lower the fps or choose MP4")
+        engine.check_path(seeds, int(frames), space, bool(loop))
+        return seeds
+
+    def check_export(self, *args) -> None:
+        self.export_seeds(*args)
+
+    def export(self, user, keyframes, frames, space, loop, fps, size, fmt, progress=gr.Progress()):
+        seeds = self.export_seeds(user, keyframes, frames, space, loop, fps, size, fmt)
+        path = self.write_export(user.state, seeds, int(frames), space, bool(loop), float(fps), int(size), fmt,
+                                progress)
+        is_gif = path.suffix == ".gif"
+        return (gr.update(value=str(path) if is_gif else None, visible=is_gif),
+                gr.update(value=None if is_gif else str(path), visible=not is_gif), str(path))
+
+    def write_export(self, state, seeds, frames, space, loop, fps, size, fmt, progress) -> Path:
+        out = self.new_export_folder() / f"interpolation-{seeds[0]}-{seeds[-1]}{'.gif' if fmt == 'GIF' else '.mp4'}"
+        progress(0, desc="rendering frames")
+        return self.engine(state).export(state, seeds, out, frames_per_segment=frames, space=space, loop=loop,
+                                         fps=fps, size=size, progress=lambda f, text: progress(f, desc=text))
+
+    def new_export_folder(self) -> Path:
+        """A fresh, unguessably named folder under the export root (a user's files are reachable
+        only through the link handed to that user); folders older than EXPORT_KEEP_S are removed."""
+        self.export_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cutoff = time.time() - EXPORT_KEEP_S
+        for old in self.export_root.iterdir():
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        folder = self.export_root / secrets.token_urlsafe(24)
+        folder.mkdir(mode=0o700)
+        return folder

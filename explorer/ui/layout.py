@@ -1,0 +1,193 @@
+"""The explorer's gradio Blocks: layout and wiring; the callbacks are in callbacks.py.
+
+Speed (gradio 6.31): the frontend's work per event grows with the number of components that are
+the output of any event (it refreshes each one's loading status several times per event, walking
+the whole subtree of a layout block). So the hot events have few outputs, no layout block is ever
+an output, and the panels that change with the model or a loaded session (direction sliders,
+mixing layers) are rebuilt with @gr.render when their key state changes, instead of being updated.
+
+Queue lanes: renders share the "render" lane, several at a time (render_workers, sized to the
+cores); model loads and session loads (which may compute PCA directions) run in the "load" lane,
+exports in "export" and mixing grids in "grid", one at a time each, so slow work never holds a
+render slot. One user's events are kept in order by that user's lock (callbacks.UserSession).
+"""
+from __future__ import annotations
+
+import itertools
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from gan.io.checkpoint import CONFIG_NAME, G_NAME
+
+from ..session import MAX_SEED, NOISE_MODES
+from . import errors
+from .api import register_api
+from .callbacks import DEFAULT_PSI, DIRECTIONS_STEP, EXPORT_KEEP_S, Callbacks
+from .errors import bind
+from .models import MODELS_DIR, ModelRoots
+from .panels import Panels
+
+NO_MODEL = ("### No model loaded\nNo model is shipped in `assets/models/` yet. Train one "
+            f"(`python -m gan train ...`), or type the path of a model folder ({CONFIG_NAME} + "
+            f"{G_NAME}) above and press **Load**.")
+NO_MODEL_PUBLIC = "### No model installed\nThis server has no model in its models folder yet."
+SHOW_EXPLORER = "() => { document.getElementById('explorer')?.classList.remove('gle-hidden'); }"
+CSS = """
+.gle-hidden { display: none !important; }
+#image img, #mix_a img, #mix_b img, #mix_out img, #grid_image img, #stages img, #snapshots img,
+#export_preview img { image-rendering: pixelated; }
+#image_col { position: sticky; top: 8px; align-self: flex-start; }
+#image { max-width: 540px; margin: 0 auto; }
+.dir-row { align-items: flex-end; gap: 6px; }
+.dir-row .layer input { text-align: center; }
+#howto { opacity: 0.8; margin-top: -8px; }
+#model_load { align-self: center; }
+#stages .grid-wrap, #snapshots .grid-wrap { height: auto !important; min-height: 0 !important; }
+#stages .grid-container { padding-top: 0 !important; }
+footer { display: none !important; }
+"""
+
+
+class ExplorerUI(Panels, Callbacks):
+    """The Blocks app. Holds components and configuration only; per-user state is in gr.State.
+
+    public: the trust mode (see models.py). render_workers: renders run at once."""
+
+    def __init__(self, model: str | Path | None = None, models_dir: str | Path = MODELS_DIR,
+                 public: bool = False, render_workers: int = 1):
+        self.roots = ModelRoots(Path(models_dir), public=public)
+        errors.SCRUB_ROOTS[:] = self.roots.roots
+        self.public = public
+        self.initial_model = str(model) if model else None
+        self.render_workers = max(1, int(render_workers))
+        self.export_root = Path(tempfile.gettempdir()) / "gle-exports"
+        self._render_s: dict[str, float] = {}     # model path -> seconds of one uncached render
+        self._versions = itertools.count(1)       # makes every panel key new, so it re-renders
+        self.fast = dict(trigger_mode="always_last", show_progress="hidden", concurrency_id="render",
+                         concurrency_limit=self.render_workers, api_visibility="private")
+        self.demo = self.build()
+
+    def model_choices(self, extra: str | None = None) -> list[str]:
+        """Model refs for the dropdown: names, never server paths (they go to every browser)."""
+        choices = self.roots.names()
+        for ref in (self.roots.ref_of(self.initial_model) if self.initial_model else None, extra):
+            if ref and ref not in choices:
+                choices.append(ref)
+        return choices
+
+    # ---- layout --------------------------------------------------------------------------------
+    def build(self) -> gr.Blocks:
+        with gr.Blocks(title="GAN Latent Explorer", delete_cache=(EXPORT_KEEP_S, EXPORT_KEEP_S)) as demo:
+            self.state = gr.State(None)             # UserSession, or None: no model yet
+            self.view = gr.State("directions")      # the open tab
+            self.dirs_key = gr.State(None)          # (model, sliders shown, version): rebuilds the sliders
+            self.mix_key = gr.State(None)           # (model, version): rebuilds the mixing controls
+            gr.Markdown("# GAN Latent Explorer")
+            gr.Markdown("Pick a seed, then drag the direction sliders. Mix styles from a second seed, look at "
+                        "every resolution stage, and export an interpolation as a GIF or MP4.", elem_id="howto")
+            with gr.Row(equal_height=False):
+                choices = self.model_choices()
+                initial = self.roots.ref_of(self.initial_model) if self.initial_model else None
+                self.model_dd = gr.Dropdown(choices, value=initial, label="Model", scale=2,
+                                            info="in the models folder" if choices else "no models installed",
+                                            elem_id="model_dropdown")
+                # Public mode has no path box: models come only from the roots (and, once the safe
+                # importer exists, from its upload control, which belongs here).
+                self.model_path = self.model_load = None
+                if not self.public:
+                    self.model_path = gr.Textbox(label="…or a model folder path", placeholder="runs/x/final",
+                                                 scale=3, elem_id="model_path")
+                    self.model_load = gr.Button("Load", scale=0, min_width=80, elem_id="model_load")
+            self.model_info = gr.Markdown("", elem_id="model_info")
+            self.placeholder = gr.Markdown(NO_MODEL_PUBLIC if self.public else NO_MODEL,
+                                           visible=self.initial_model is None, elem_id="placeholder")
+            hidden = [] if self.initial_model else ["gle-hidden"]   # shown by SHOW_EXPLORER, not an update
+            with gr.Row(equal_height=False, elem_id="explorer", elem_classes=hidden):
+                with gr.Column(scale=5, min_width=420):
+                    self.build_generate()
+                    with gr.Tabs(elem_id="tabs"):
+                        self.tabs = {}
+                        for name, label, build in (("directions", "Directions", self.build_directions),
+                                                   ("mixing", "Style mixing", self.build_mixing),
+                                                   ("stages", "Resolution stages", self.build_stages),
+                                                   ("export", "Export", self.build_export),
+                                                   ("session", "Session", self.build_session)):
+                            with gr.Tab(label, id=name, elem_id=f"tab_{name}") as tab:
+                                build()
+                            self.tabs[name] = tab
+                with gr.Column(scale=6, min_width=420, elem_id="image_col"):
+                    self.image = gr.Image(type="pil", format="png", show_label=False, interactive=False,
+                                          buttons=["download", "fullscreen"], elem_id="image")
+            self.wire(demo)
+            register_api(self)
+        demo.queue(default_concurrency_limit=1, max_size=256)
+        return demo
+
+    def build_generate(self) -> None:
+        with gr.Group():
+            with gr.Row(equal_height=True):
+                self.seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3,
+                                      elem_id="seed")
+                self.seed_random = gr.Button("🎲 Random", scale=1, min_width=90, elem_id="seed_random")
+            with gr.Row(equal_height=True):
+                self.psi = gr.Slider(0, 1.5, DEFAULT_PSI, step=0.05, label="Truncation ψ", scale=3,
+                                     info="1 = none; lower = closer to the average image", elem_id="psi")
+                self.noise = gr.Radio(list(NOISE_MODES), value="const", label="Noise", scale=2, elem_id="noise")
+
+    # ---- wiring ----------------------------------------------------------------------------------
+    @property
+    def out(self) -> list:
+        """What a state change updates: the image and the tabs' images (the state is changed in place)."""
+        return [self.image, self.stages, self.snapshots, self.mix_a, self.mix_b, self.mix_out]
+
+    def wire(self, demo: gr.Blocks) -> None:
+        view, state, out, fast = self.view, self.state, self.out, self.fast
+        self.seed.input(bind(self.set_seed), [view, state, self.seed, self.keyframes], [*out, self.keyframes],
+                        **fast)
+        self.seed_random.click(bind(self.random_seed), [view, state, self.keyframes],
+                               [self.seed, *out, self.keyframes], **fast)
+        self.psi.release(bind(self.set_psi), [view, state, self.psi], out, **fast)
+        self.noise.input(bind(self.set_noise), [view, state, self.noise], out, **fast)
+        for name, tab in self.tabs.items():
+            tab.select(bind(self.select_view, name), state, [view, *out], **fast)
+
+        model_outputs = [state, *out, self.keyframes, self.seed, self.psi, self.noise, self.model_info,
+                         self.model_dd, self.placeholder, self.dirs_key, self.mix_key]
+        # Opening a model or a session: a quick check with no outputs first (a bad name or file is a
+        # toast, not an error badge on every output), then the work in the load lane, with its
+        # progress over the image. The page's first model is usually warm: it opens in the render lane,
+        # so a new visitor does not wait behind another's model load.
+        load = dict(concurrency_id="load", concurrency_limit=1, api_visibility="private", show_progress="full",
+                    show_progress_on=[self.placeholder, self.image])
+        quick = dict(concurrency_limit=None, api_visibility="private", show_progress="hidden")
+        demo.load(bind(self.on_start), view, model_outputs, **{**load, "concurrency_id": "start",
+                                                               "concurrency_limit": self.render_workers})
+        triggers = [(self.model_dd.input, self.model_dd)]
+        if self.model_path is not None:
+            triggers += [(self.model_load.click, self.model_path), (self.model_path.submit, self.model_path)]
+        for trigger, box in triggers:
+            trigger(bind(self.check_model), box, None, **quick) \
+                .success(bind(self.on_model), [box, view, state], model_outputs, **load) \
+                .success(None, js=SHOW_EXPLORER)
+        self.session_upload.upload(bind(self.check_session), [self.session_upload, state], None, **quick) \
+            .success(bind(self.on_session), [self.session_upload, view, state, self.dirs_key], model_outputs,
+                     **load) \
+            .success(None, js=SHOW_EXPLORER)
+        self.session_save.click(bind(self.save_session), state, self.session_file, concurrency_id="files",
+                                api_visibility="private", show_progress="hidden")
+        export = [state, self.keyframes, self.frames, self.space, self.loop, self.fps, self.size, self.fmt]
+        self.export_btn.click(bind(self.check_export), export, None, **quick) \
+            .success(bind(self.export), export, [self.preview, self.preview_video, self.export_file],
+                     concurrency_id="export", concurrency_limit=1, api_visibility="private", show_progress="full")
+
+    # ---- serving ----------------------------------------------------------------------------------
+    def launch(self, host: str = "127.0.0.1", port: int = 7860, **kwargs):
+        # No allowed_paths: gradio serves an output file from its own cache, under a name of its own,
+        # and the export folder itself is not reachable by URL.
+        return self.demo.launch(server_name=host, server_port=port, show_error=False, ssr_mode=False,
+                                footer_links=[], css=CSS, theme=gr.themes.Soft(primary_hue="indigo"), **kwargs)
+
+
+__all__ = ["ExplorerUI", "DIRECTIONS_STEP"]

@@ -1,0 +1,156 @@
+"""The tabs' layouts. The direction sliders and mixing controls depend on the model (and a loaded
+session), so they are @gr.render panels rebuilt when their key state changes."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..session import MAX_SEED
+from .callbacks import DIRECTIONS_STEP, MAX_DIRECTIONS
+from .errors import bind
+
+STRENGTH_RANGE = 5.0               # sigmas
+LIVE_RENDER_S = 0.1                # render while a slider is dragged when one render takes less
+NO_MIXING = "Style mixing needs a StyleGAN2 model: a PGGAN feeds one latent to every layer."
+
+__all__ = ["Panels", "DIRECTIONS_STEP"]
+
+
+class Panels:
+    """Mixed into ExplorerUI: the layout of each tab."""
+
+    def build_directions(self) -> None:
+        gr.Markdown("PCA directions (GANSpace), in standard deviations; each applies to style layers "
+                    "*from*…*to* (inclusive).", elem_id="dirs_help")
+        gr.render(inputs=[self.dirs_key, self.state], triggers=[self.dirs_key.change],
+                  show_progress="hidden")(self.directions_panel)
+
+    def directions_panel(self, key, user) -> None:
+        """The sliders of the first key[1] PCA directions, set from the state's edits."""
+        if key is None or user is None:
+            return
+        state = user.state
+        engine = self.engine(state)
+        dirs = engine.directions(state.directions)
+        limit = min(MAX_DIRECTIONS, dirs.num_components)
+        shown = min(key[1], limit)
+        edits = {e.component: e for e in state.edits}
+        last = engine.num_ws - 1
+        live = self._render_s.get(str(engine.model_path), 1.0) <= LIVE_RENDER_S
+        for i in range(shown):
+            e = edits.get(i)
+            lo, hi = e.layer_range(engine.num_ws) if e else (0, engine.num_ws)
+            variance = f"{100 * dirs.explained_variance_ratio[i]:.1f}% of variance"
+            with gr.Row(equal_height=False, elem_classes="dir-row"):
+                strength = gr.Slider(-STRENGTH_RANGE, STRENGTH_RANGE, e.strength if e else 0.0, step=0.1,
+                                     label=f"Direction {i}", info=variance, scale=6, min_width=220,
+                                     interactive=True, elem_id=f"dir{i}")
+                layer = dict(precision=0, minimum=0, maximum=last, scale=1, min_width=64, visible=last > 0,
+                             elem_classes="layer", interactive=True)
+                start = gr.Number(lo, label="from", elem_id=f"dir{i}_start", **layer)
+                end = gr.Number(hi - 1, label="to", elem_id=f"dir{i}_end", **layer)
+            row = [self.view, self.state, strength, start, end]
+            # A fast model renders on every move (always_last: one in flight, then the latest value);
+            # a slow one on release. Both at once would double gradio's frontend work per click.
+            (strength.input if live else strength.release)(bind(self.set_direction, i), row, self.out, **self.fast)
+            for box in (start, end):
+                box.input(bind(self.set_direction, i), row, self.out, **self.fast)
+        with gr.Row():
+            more = gr.Button(f"More directions ({shown} of {limit} shown)", size="sm", interactive=shown < limit,
+                             elem_id="dirs_more")
+            reset = gr.Button("Reset directions", size="sm", elem_id="dirs_reset")
+        more.click(self.more_directions, self.dirs_key, self.dirs_key, **self.fast)
+        reset.click(bind(self.reset_directions), [self.view, self.state, self.dirs_key],
+                    [*self.out, self.dirs_key], **self.fast)
+
+    def build_mixing(self) -> None:
+        gr.render(inputs=[self.mix_key, self.state], triggers=[self.mix_key.change],
+                  show_progress="hidden")(self.mixing_controls)
+        with gr.Row():
+            thumb = dict(type="pil", format="png", interactive=False, buttons=[], min_width=100)
+            self.mix_a = gr.Image(label="A (seed)", elem_id="mix_a", **thumb)
+            self.mix_b = gr.Image(label="B (seed B)", elem_id="mix_b", **thumb)
+            self.mix_out = gr.Image(label="Mixed", elem_id="mix_out", **thumb)
+        gr.render(inputs=[self.mix_key, self.state], triggers=[self.mix_key.change],
+                  show_progress="hidden")(self.mixing_grid_panel)
+
+    def mixing_controls(self, key, user) -> None:
+        """Seed B, one checkbox per style layer grouped by resolution, presets (StyleGAN2 only)."""
+        if key is None or user is None:
+            return
+        state = user.state
+        engine = self.engine(state)
+        if not engine.supports_style_mixing:
+            gr.Markdown(NO_MIXING, elem_id="no_mixing")
+            return
+        gr.Markdown("Take the checked style layers from seed B (coarse = pose and shape, middle = features, "
+                    "fine = colour and texture).")
+        with gr.Row(equal_height=True):
+            mix_seed = gr.Number(state.mix_seed, label="Seed B", precision=0, minimum=0, maximum=MAX_SEED,
+                                 scale=3, interactive=True, elem_id="mix_seed")
+            mix_random = gr.Button("🎲 Random B", scale=1, min_width=90, elem_id="mix_seed_random")
+        info = engine.info()
+        groups = [gr.CheckboxGroup([(f"layer {i}", i) for i in ix], value=[i for i in ix if i in state.mix_layers],
+                                   label=f"{res}×{res}", interactive=True, elem_id=f"mix_group{k}")
+                  for k, (res, ix) in enumerate(info["layer_groups"])]
+        presets = {**info["mixing_presets"], "all": list(range(engine.num_ws)), "none": []}
+        with gr.Row():
+            buttons = {name: gr.Button(name.capitalize(), size="sm", min_width=50, elem_id=f"mix_preset_{name}")
+                       for name, layers in presets.items() if layers or name == "none"}
+        mix = [self.view, self.state, mix_seed, *groups]
+        for c in (mix_seed, *groups):
+            c.input(bind(self.set_mixing), mix, self.out, **self.fast)
+        mix_random.click(bind(self.random_mix_seed, mix_seed), mix, [mix_seed, *self.out], **self.fast)
+        for name, btn in buttons.items():
+            btn.click(bind(self.preset, presets[name], groups), [self.view, self.state, mix_seed],
+                      [*groups, *self.out], **self.fast)
+
+    def mixing_grid_panel(self, key, user) -> None:
+        if key is None or user is None or not self.engine(user.state).supports_style_mixing:
+            return
+        with gr.Accordion("Mixing grid", open=False):
+            with gr.Row():
+                rows = gr.Textbox("1-3", label="Row seeds (A)", interactive=True, elem_id="grid_rows")
+                cols = gr.Textbox("4-7", label="Column seeds (B)", interactive=True, elem_id="grid_cols")
+            make = gr.Button("Make grid (checked layers, or coarse)", elem_id="grid_make")
+            grid = gr.Image(type="pil", format="png", show_label=False, interactive=False, elem_id="grid_image")
+        make.click(bind(self.check_grid), [rows, cols], None, concurrency_limit=None, api_visibility="private",
+                   show_progress="hidden") \
+            .success(bind(self.make_grid), [self.state, rows, cols], grid, concurrency_id="grid",
+                     concurrency_limit=1, api_visibility="private")
+
+    def build_stages(self) -> None:
+        gr.Markdown("The image at every resolution stage of the generator, lowest first (each block's own "
+                    "RGB output). A PGGAN stops training a stage's RGB output once the next stage has faded "
+                    "in, so for a PGGAN run the snapshots below show what each stage really looked like.")
+        gallery = dict(columns=5, format="png", allow_preview=False, buttons=[])
+        self.stages = gr.Gallery(show_label=False, elem_id="stages", **gallery)
+        self.snapshots = gr.Gallery(label="The same seed through each stage snapshot that training kept",
+                                    visible=False, elem_id="snapshots", **gallery)
+
+    def build_export(self) -> None:
+        self.keyframes = gr.Textbox("0,1,2,3", label="Keyframe seeds", info="e.g. 5,9,12 or 0-3",
+                                    elem_id="export_seeds")
+        with gr.Row():
+            self.frames = gr.Slider(1, 120, 12, step=1, label="Frames per seed", elem_id="export_frames")
+            self.fps = gr.Slider(1, 60, 24, step=1, label="fps", info="GIF: at most 50", elem_id="export_fps")
+        with gr.Row():
+            self.space = gr.Radio([("Z slerp", "z"), ("W lerp", "w")], value="z", label="Path", min_width=150,
+                                  elem_id="export_space")
+            self.fmt = gr.Radio(["GIF", "MP4"], value="GIF", label="Format", min_width=150, elem_id="export_format")
+        with gr.Row(equal_height=True):
+            self.size = gr.Dropdown([128, 256, 512], value=256, label="Size (px)", elem_id="export_size")
+            self.loop = gr.Checkbox(True, label="Loop back to the first seed", elem_id="export_loop")
+        self.export_btn = gr.Button("Export", variant="primary", elem_id="export_button")
+        with gr.Row():
+            self.preview = gr.Image(type="filepath", label="Preview", interactive=False, elem_id="export_preview")
+            self.preview_video = gr.Video(label="Preview", interactive=False, visible=False, elem_id="export_video")
+            self.export_file = gr.File(label="Download", interactive=False, elem_id="export_file")
+
+    def build_session(self) -> None:
+        gr.Markdown("A session is the whole state (model, seed, truncation, edits, mixing) as JSON: "
+                    "it reloads to the same pixels, here or with `python -m explorer render --session`.")
+        with gr.Row():
+            self.session_save = gr.Button("Save session", elem_id="session_save")
+            self.session_upload = gr.UploadButton("Load session…", file_types=[".json"], type="filepath",
+                                                  elem_id="session_upload")
+        self.session_file = gr.File(label="Session file", interactive=False, elem_id="session_file")
