@@ -180,7 +180,8 @@ class ExplorerUI(Panels, Callbacks):
         export = [state, self.keyframes, self.frames, self.space, self.loop, self.fps, self.size, self.fmt]
         self.export_btn.click(bind(self.check_export), export, None, **quick) \
             .success(bind(self.export), export, [self.preview, self.preview_video, self.export_file],
-                     concurrency_id="export", concurrency_limit=1, api_visibility="private", show_progress="full")
+                     concurrency_id="export", concurrency_limit=1, api_visibility="private", show_progress="full",
+                     api_name="ui_export")   # "/export" is the public endpoint's name
 
     # ---- serving ----------------------------------------------------------------------------------
     def launch(self, host: str = "127.0.0.1", port: int = 7860, **kwargs):
