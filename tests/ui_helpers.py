@@ -122,3 +122,46 @@ def set_number(page, sel: str, value) -> None:
 
 def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
+
+
+# ---- many API clients at once (tests/test_load.py, bench/load.py) ------------------------------
+
+def percentile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+def render_load(url: str, model: str, clients: int, renders: int, download_to: Path, seed0: int = 0):
+    """`clients` gradio_client clients in threads, each asking /render `renders` times (distinct
+    seeds: no render cache hits). Returns (latencies [(end time, seconds)], errors [str])."""
+    import threading
+    from gradio_client import Client
+    lat, errors, lock = [], [], threading.Lock()
+
+    def one(k: int) -> None:
+        try:
+            client = Client(url, verbose=False, download_files=str(download_to))
+        except Exception as e:  # noqa: BLE001  (counted, not hidden: the caller asserts none)
+            with lock:
+                errors.append(f"client {k}: {type(e).__name__}: {e}")
+            return
+        for i in range(renders):
+            t0 = time.monotonic()
+            try:
+                path = client.predict(model=model, seed=seed0 + 1000 * k + i, psi=0.7, noise="const", edits=[],
+                                      mixing={}, size=0, api_name="/render")
+                Image.open(path).load()
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(f"client {k} render {i}: {type(e).__name__}: {e}")
+                continue
+            t1 = time.monotonic()
+            with lock:
+                lat.append((t1, t1 - t0))
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, errors
