@@ -79,9 +79,11 @@ def read_network_pickle(path: str | os.PathLike, progress: Progress = None) -> I
         data = load_pickle(path, progress=bar)
     finally:
         bar.close()
+    tf = isinstance(data, TFNetwork) or (isinstance(data, (tuple, list)) and any(isinstance(n, TFNetwork) for n in data))
+    box = [data]
+    del data  # the readers free what they do not import as they go
     try:
-        tf = isinstance(data, TFNetwork) or (isinstance(data, (tuple, list)) and any(isinstance(n, TFNetwork) for n in data))
-        return read_tensorflow_pickle(data) if tf else read_pytorch_pickle(data)
+        return read_tensorflow_pickle(box) if tf else read_pytorch_pickle(box)
     except PickleImportError as e:
         raise type(e)(f"{path}: {e}") from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:  # content of an unexpected shape

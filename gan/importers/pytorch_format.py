@@ -197,11 +197,16 @@ def _read_discriminator(D: PersistentObject, cfg) -> tuple[dict | None, object, 
     return tensors, d_cfg, None
 
 
-def read_pytorch_pickle(data) -> ImportedModel:
-    """The unpickled content of a stylegan2-ada-pytorch / stylegan3 network pickle -> ImportedModel."""
+def read_pytorch_pickle(box: list) -> ImportedModel:
+    """The unpickled content of a stylegan2-ada-pytorch / stylegan3 network pickle, passed in a one-item list
+    that is emptied here (so the training copy G can be freed) -> ImportedModel."""
+    data = box.pop()
     nets = {"G_ema": data} if isinstance(data, PersistentObject) else (
         {k: v for k, v in data.items() if isinstance(v, PersistentObject)} if isinstance(data, dict) else {})
     which = "G_ema" if "G_ema" in nets else "G"
+    if which == "G_ema" and isinstance(data, dict):  # the training copy is not imported: free it now
+        data.pop("G", None)
+        nets.pop("G", None)
     if which not in nets:
         raise UnsupportedNetworkError(f"{describe(data)}, with no G_ema or G network: not a StyleGAN2 network pickle")
     model, _ = _read_generator(nets[which], which)

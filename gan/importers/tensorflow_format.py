@@ -65,14 +65,15 @@ class _Variables:
         return name in self.variables
 
     def __call__(self, name: str) -> np.ndarray:
+        """The variable, handed out once: it is dropped here, so its memory goes as soon as it is converted."""
         if name not in self.variables:
             raise UnsupportedNetworkError(f"{self.what}: TensorFlow variable {name} is missing: not a StyleGAN2 "
                                           "network this importer supports yet")
         self.used.add(name)
-        return self.variables[name]
+        return self.variables.pop(name)
 
     def leftovers(self) -> list[str]:
-        return sorted(n for n in set(self.variables) - self.used if n.rsplit("/", 1)[-1] not in _IGNORED_VARIABLES)
+        return sorted(n for n in self.variables if n.rsplit("/", 1)[-1] not in _IGNORED_VARIABLES)
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -148,7 +149,7 @@ def _read_generator(Gs: TFNetwork, what: str = "Gs") -> ImportedModel:
                       channel_max=fmap_max, conv_clamp=None if conv_clamp is None else float(conv_clamp),
                       w_avg_beta=float(w_avg_beta))
 
-    p = _Variables(Gs.all_variables(), what)
+    p = _Variables(Gs.take_variables(), what)
     if any(name.startswith("synthesis/ToRGB_lod") for name in p.variables):
         raise UnsupportedNetworkError(f"{what}: a generator with synthesis architecture 'orig': not supported yet")
     if "mapping/LabelConcat/weight" in p:
@@ -216,7 +217,7 @@ def _read_discriminator(D: TFNetwork, cfg):
     if not isinstance(group, int) or group <= 1 or not isinstance(channels, int) or channels < 1:
         return None, cfg, f"D's minibatch-stddev settings ({group}, {channels}) are not supported (ours always has one)"
     d_cfg = dataclasses.replace(cfg, mbstd_group_size=group, mbstd_num_channels=channels)
-    p = _Variables(D.all_variables(), "D")
+    p = _Variables(D.take_variables(), "D")
     t = {}
     try:
         for r in cfg.resolutions[::-1][:-1]:
@@ -245,15 +246,19 @@ def _read_discriminator(D: TFNetwork, cfg):
     return t, d_cfg, None
 
 
-def read_tensorflow_pickle(data) -> ImportedModel:
-    """The unpickled content of a TensorFlow StyleGAN2 pickle ((G, D, Gs) or Gs) -> ImportedModel."""
+def read_tensorflow_pickle(box: list) -> ImportedModel:
+    """The unpickled content of a TensorFlow StyleGAN2 pickle ((G, D, Gs) or Gs), passed in a one-item list
+    that is emptied here, so that the training copy G is freed before Gs is converted -> ImportedModel."""
+    data = box.pop()
     if isinstance(data, TFNetwork):
-        G, D, Gs = None, None, data
+        D, Gs = None, data
     elif isinstance(data, (tuple, list)) and len(data) == 3 and all(isinstance(n, TFNetwork) for n in data):
-        G, D, Gs = data
+        D, Gs = data[1], data[2]  # not the training copy data[0]
     else:
         raise UnsupportedNetworkError("TensorFlow networks, but not the (G, D, Gs) tuple of a network pickle")
+    del data
     model = _read_generator(Gs)
+    del Gs
     if D is None:
         model.notes.append("D not imported: the file has none")
     else:

@@ -167,11 +167,13 @@ class TFNetwork:
         src = state.get("build_module_src", "")
         self.defines = frozenset(_DEFINITION.findall(src)) if isinstance(src, str) else frozenset()
 
-    def all_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
-        """Own variables and those of every component, named `component/variable` (as legacy.py does)."""
+    def take_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Own variables and those of every component, named `component/variable` (as legacy.py does), moved
+        out of the networks (which keep none), so that each array can be freed once converted."""
         out = {prefix + k: v for k, v in self.variables.items()}
+        self.variables = {}
         for name, comp in self.components.items():
-            out.update(comp.all_variables(f"{prefix}{name}/"))
+            out.update(comp.take_variables(f"{prefix}{name}/"))
         return out
 
 
@@ -272,6 +274,32 @@ def _numpy_reconstruct(cls, shape, typecode) -> NumpyArray:
 
 # ---- the unpickler -------------------------------------------------------------------------------------
 
+_LARGE_BYTES = 1 << 16
+
+
+class _Released:
+    def __repr__(self) -> str:
+        return "<large bytes object, not kept in the pickle memo>"
+
+
+_RELEASED = _Released()
+
+
+def _holds_large_bytes(obj) -> bool:
+    if type(obj) in (bytes, bytearray):
+        return len(obj) >= _LARGE_BYTES
+    return type(obj) is tuple and any(type(x) in (bytes, bytearray) and len(x) >= _LARGE_BYTES for x in obj)
+
+
+class _Memo(dict):
+    """The unpickler memo, minus large bytes objects and the argument tuples holding them: a storage archive
+    would otherwise stay in memory, next to the tensor made from it, until the whole file is read (2x the
+    file). NVIDIA's pickles never refer back to them; a file that does gets a placeholder, which every
+    stand-in refuses as malformed."""
+
+    def __setitem__(self, key, value) -> None:
+        dict.__setitem__(self, key, _RELEASED if _holds_large_bytes(value) else value)
+
 _BASE = pickle._Unpickler.dispatch
 _PLAIN_OPCODES = [  # opcodes that only push data, frame the stream, or use the memo
     pickle.PROTO, pickle.FRAME, pickle.STOP, pickle.MARK, pickle.POP, pickle.POP_MARK, pickle.DUP,
@@ -301,6 +329,7 @@ class RestrictedUnpickler(pickle._Unpickler):
 
     def __init__(self, file):
         super().__init__(file, fix_imports=False)
+        self.memo = _Memo()
         self._storages: dict[int, object] = {}   # id -> storage from a nested archive
         self._tensors: dict[int, torch.Tensor] = {}
         self._allowed = {
@@ -520,7 +549,7 @@ def load_pickle(path: str | os.PathLike, progress: Callable[[int], None] | None 
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        check_header(path, fh.read(16))
+        check_header(path, fh.read(64))
         fh.seek(0)
         reader = _Reader(fh, size, progress)
         unpickler = RestrictedUnpickler(reader)
