@@ -86,7 +86,8 @@ def read_network_pickle(path: str | os.PathLike, progress: Progress = None) -> I
         return read_tensorflow_pickle(box) if tf else read_pytorch_pickle(box)
     except PickleImportError as e:
         raise type(e)(f"{path}: {e}") from None
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:  # content of an unexpected shape
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError, RecursionError) as e:
+        # content of an unexpected shape (NumpyDtype state etc. are checked; attributes are whatever the file holds)
         raise UnsupportedNetworkError(f"{path}: unexpected network content ({type(e).__name__}: {e}); "
                                       "not a network this importer supports yet") from None
 

@@ -74,6 +74,12 @@ class PersistentObject:
     state, the module's __dict__ (`_parameters`, `_buffers`, `_modules`, `_init_kwargs`, attributes)."""
 
     def __init__(self, class_name: str, version: int, state: dict, defines: frozenset[str]):
+        # Our own copies of the state and its module tables: the file's dicts stay reachable through the
+        # unpickler memo, and a later SETITEM into them must not change (or make a cycle in) this object.
+        state = dict(state)
+        for key in ("_parameters", "_buffers", "_modules"):
+            if isinstance(state.get(key), dict):
+                state[key] = dict(state[key])
         self.class_name, self.version, self.state, self.defines = class_name, version, state, defines
 
     def __repr__(self) -> str:
@@ -100,11 +106,13 @@ class PersistentObject:
             out.update({k: v for k, v in self._table(key).items() if v is not None})
         return out
 
-    def walk(self, prefix: str = ""):
+    def walk(self, prefix: str = "", _depth: int = 0):
         """(dotted name, module) for this module and every submodule, depth first."""
+        if _depth > 32:
+            raise _malformed(f"modules nested more than 32 deep at {prefix.rstrip('.')}")
         yield prefix.rstrip("."), self
         for name, child in self.modules.items():
-            yield from child.walk(f"{prefix}{name}.")
+            yield from child.walk(f"{prefix}{name}.", _depth + 1)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every parameter and buffer, named as in a state dict (`synthesis.b4.conv1.weight`)."""
@@ -152,6 +160,7 @@ class TFNetwork:
         self.components = state.get("components", {})
         if not isinstance(self.static_kwargs, dict) or not isinstance(self.components, dict):
             raise _malformed(f"TensorFlow network {self.name}: static_kwargs or components is not a dict")
+        self.static_kwargs, self.components = dict(self.static_kwargs), dict(self.components)  # copies: see PersistentObject
         for name, comp in self.components.items():
             if not isinstance(name, str) or not isinstance(comp, TFNetwork):
                 raise _malformed(f"TensorFlow network {self.name}: component {name!r} is not a network")
@@ -167,13 +176,15 @@ class TFNetwork:
         src = state.get("build_module_src", "")
         self.defines = frozenset(_DEFINITION.findall(src)) if isinstance(src, str) else frozenset()
 
-    def take_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+    def take_variables(self, prefix: str = "", _depth: int = 0) -> dict[str, np.ndarray]:
         """Own variables and those of every component, named `component/variable` (as legacy.py does), moved
         out of the networks (which keep none), so that each array can be freed once converted."""
+        if _depth > 8 or not hasattr(self, "variables"):
+            raise _malformed(f"TensorFlow components nested too deep, or without state, at {prefix or 'the top'}")
         out = {prefix + k: v for k, v in self.variables.items()}
         self.variables = {}
         for name, comp in self.components.items():
-            out.update(comp.take_variables(f"{prefix}{name}/"))
+            out.update(comp.take_variables(f"{prefix}{name}/", _depth + 1))
         return out
 
 
@@ -250,8 +261,12 @@ def _container(kind: type) -> Callable:
     return build
 
 
+def _flag(x) -> bool:
+    return type(x) in (bool, int) and x in (0, 1)
+
+
 def _numpy_dtype(name, align=False, copy=True) -> NumpyDtype:
-    if not isinstance(name, str) or name not in _NUMPY_TYPES or not isinstance(align, bool) or not isinstance(copy, bool):
+    if not isinstance(name, str) or name not in _NUMPY_TYPES or not _flag(align) or not _flag(copy):
         raise UnsafePickleError(f"refusing numpy dtype {_one_line(repr(name), 40)}: not a plain numeric type")
     return NumpyDtype(name)
 
@@ -267,7 +282,7 @@ def _numpy_scalar(dtype, data=None):
 
 
 def _numpy_reconstruct(cls, shape, typecode) -> NumpyArray:
-    if cls is not NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
+    if cls is not NDARRAY or type(shape) is not tuple or shape != (0,) or type(typecode) not in (bytes, str):
         raise _malformed("numpy _reconstruct of something other than an empty ndarray")
     return NumpyArray()
 
@@ -378,7 +393,7 @@ class RestrictedUnpickler(pickle._Unpickler):
     def load_newobj(self) -> None:
         args = self.stack.pop()
         cls = self.stack.pop()
-        if not any(cls is c for c in self._classes) or args != ():
+        if not any(cls is c for c in self._classes) or type(args) is not tuple or args:
             raise UnsafePickleError(f"refusing to construct {_one_line(repr(cls), 60)}: not a container")
         self.append(cls.__new__(cls))
 
@@ -560,7 +575,7 @@ def load_pickle(path: str | os.PathLike, progress: Callable[[int], None] | None 
         except RecursionError:
             raise PickleImportError(f"{path}: corrupt pickle (nested too deeply)") from None
         except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError, KeyError, IndexError,
-                AttributeError, UnicodeDecodeError, OverflowError) as e:
+                AttributeError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
             if reader.pos >= size:
                 raise PickleImportError(f"{path}: truncated pickle: the file ends ({size} bytes) before the pickle "
                                         "does (an interrupted download or copy?)") from None
