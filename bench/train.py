@@ -36,7 +36,7 @@ def time_steps(arch: str, res: int, batch: int, steps: int, warmup: int, device:
     """img/s over `steps` training steps (after `warmup`), and the G parameter count."""
     cfg = TrainConfig(arch=arch, data="bench", resolution=res, channels=3, batch=batch, kimg=1, out="-",
                       precision=precision, channels_last=channels_last, compile=compile_, augment="none",
-                      pggan_batch=f"{res}:{batch}").resolve(num_images=10 ** 6)
+                      pggan_batch=f"{res}:{batch}").resolve()
     dist = Dist(device)
     torch.manual_seed(0)
     model_cfg = cfg.model_config()

@@ -64,6 +64,16 @@ def test_pl_mean_tracks_lengths_and_the_penalty_is_the_squared_deviation():
     assert torch.equal(losses.path_length_penalty(lengths, torch.tensor(2.0)), torch.tensor([1.0, 0.0, 4.0]))
 
 
+def test_the_updated_pl_mean_stays_in_the_graph_unless_detached():
+    # a = 0 + 0.5 * (mean(L) - 0) = 7/6; sum_i (L_i - a)^2 has d/dL_j = 2 (L_j - a) - 2 sum_i (L_i - a) * 0.5 / 3,
+    # and sum_i (L_i - a) = 7 - 3.5: [-1.5, 0.5, 4.5]. With a constant: 2 (L_j - a) = [-1/3, 5/3, 17/3].
+    for detach, expected in ((False, [-1.5, 0.5, 4.5]), (True, [-1 / 3, 5 / 3, 17 / 3])):
+        lengths = torch.tensor([1.0, 2.0, 4.0], requires_grad=True)
+        a = losses.updated_pl_mean(torch.tensor(0.0), lengths.mean(), decay=0.5)
+        losses.path_length_penalty(lengths, a.detach() if detach else a).sum().backward()
+        assert torch.allclose(lengths.grad, torch.tensor(expected)), detach
+
+
 def test_wgan_losses_are_score_differences():
     real, fake = torch.tensor([[1.0], [3.0]]), torch.tensor([[-1.0], [0.0]])
     assert losses.wgan_d_loss(real, fake).item() == pytest.approx(-0.5 - 2.0)

@@ -108,13 +108,13 @@ def test_config_round_trips_and_resolves_auto_values():
     assert r.phase_kimg == pytest.approx(0.4)  # 2 kimg over 5 phases: 4x4, 8x8 fade/stable, 16x16 fade/stable
     assert r.pggan_batch == "4:64,8:32,16:32"
     assert r.resolve() == r  # resolving twice changes nothing
-    assert TrainConfig(data="emoji", resolution=64, out="x").resolve(num_images=3900).augment == "ada"
-    assert TrainConfig(data="d", resolution=64, out="x").resolve(num_images=70000).augment == "none"
+    assert TrainConfig(data="emoji", resolution=64, out="x").resolve().augment == "ada"  # StyleGAN2: official ADA
+    assert r.augment == "none" and r.augment_p == 0.0 and r.batch == 32
 
 
 @pytest.mark.parametrize("kw, fragment", [
     (dict(resolution=48), "power of two"),
-    (dict(batch=0), "--batch"),
+    (dict(batch=-1), "--batch"),
     (dict(data=""), "--data"),
     (dict(augment="sometimes"), "--augment"),
     (dict(pggan_batch="4-64"), "--pggan-batch"),
@@ -438,7 +438,7 @@ def trainer_stats(precision: str, channels_last: bool, steps: int = 2) -> list[d
     from gan.training.augment import AdaptiveAugment
     from gan.training.distributed import Dist, autocast_context
     cfg = tiny(data="unused", out="unused", lr=1e-12, g_reg_interval=1, d_reg_interval=1, augment="none",
-               precision=precision).resolve(num_images=100)
+               precision=precision).resolve()
     torch.manual_seed(0)
     G = build_generator(cfg.model_config()).train().requires_grad_(False)
     D = build_discriminator(cfg.model_config()).train().requires_grad_(False)

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 
 from .config import TrainConfig
+from .presets import CFG_NAMES
 from .loop import prepare, train
 from .run import resolve_resume, run_description
 
@@ -27,17 +29,28 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("what to train")
     opt(g, "--arch", str, "architecture", choices=("stylegan2", "pggan"))
+    opt(g, "--cfg", str, "StyleGAN2 base configuration, as the official StyleGAN2-ADA trainer's --cfg: "
+        "auto (from resolution and process count: batch max(min(gpus x min(4096 / res, 32), 64), gpus), "
+        "lr 0.0025 (0.002 from 1024 px), gamma 0.0002 x res^2 / that batch, EMA batch x 10 / 32 kimg, "
+        "ramp-up 0.05, mapping 2), or stylegan2 | paper256 | paper512 | paper1024 | cifar (their fixed numbers "
+        "and the official 512-channel networks); every explicit flag below overrides its one value, and "
+        "--batch does not change gamma, EMA or the minibatch-stddev group",
+        choices=CFG_NAMES)
     opt(g, "--data", str, "image folder, .zip of images, or a built-in: fashion-mnist | emoji | digits")
     opt(g, "--resolution", int, "training resolution, a power of two from 8 to 2048")
     opt(g, "--channels", int, "1 = greyscale, 3 = RGB, 0 = auto (1 for digits / fashion-mnist)", choices=(0, 1, 3))
     g.add_argument("--xflip", action="store_true", default=argparse.SUPPRESS, help="add mirrored copies of the images")
     opt(g, "--max-images", int, "use only the first N images")
-    g = parser.add_argument_group("model size (0 = auto: small on CPU-sized resolutions, official from 256 px)")
-    opt(g, "--channel-base", int, "channels at resolution r = min(base / r, max); 0 = the official value")
-    opt(g, "--channel-max", int, "most channels per layer; 0 = 2 x resolution from 32 to 512 (16 px: 32, 64 px: 128)")
-    opt(g, "--z-dim", int, "latent size; 0 = 2 x channel-max from 64 to 512")
+    g = parser.add_argument_group("model size (0 = from --cfg; 'auto' keeps networks small below 256 px for CPUs)")
+    opt(g, "--channel-base", int, "channels at resolution r = min(base / r, max); 0 = the --cfg's (auto: 16384, "
+        "32768 from 512 px; PGGAN 8192)")
+    opt(g, "--channel-max", int, "most channels per layer; 0 = 512 for named --cfg, else 2 x resolution from 32 "
+        "to 512 (16 px: 32, 64 px: 128)")
+    opt(g, "--z-dim", int, "latent size; 0 = 512 for named --cfg, else 2 x channel-max from 64 to 512")
     opt(g, "--w-dim", int, "StyleGAN2 intermediate latent size; 0 = z-dim")
-    opt(g, "--mapping-layers", int, "StyleGAN2 mapping network depth; 0 = 2")
+    opt(g, "--mapping-layers", int, "StyleGAN2 mapping network depth; 0 = the --cfg's (auto and cifar 2, else 8)")
+    opt(g, "--mbstd-group", int, "D's minibatch-stddev group size; 0 = the --cfg's (auto: min(its batch / gpus, "
+        "4); PGGAN 4)")
     g = parser.add_argument_group("length and output")
     opt(g, "--kimg", float, "train until this many thousand real images have been shown")
     opt(g, "--tick-kimg", float, "a log line and a sample grid every N kimg; 0 = kimg / 10, at most 4")
@@ -47,14 +60,23 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt(g, "--seed", int, "random seed: initialisation, latents, data order")
     opt(g, "--out", str, "run folder; run again with the same --out to resume")
     opt(g, "--resume", str, "resume from this run folder or snapshot file [default: --out if it holds a run]")
-    g = parser.add_argument_group("optimisation")
-    opt(g, "--batch", int, "global batch over all processes (PGGAN: at the final resolution)")
-    opt(g, "--lr", float, "Adam learning rate; 0 = StyleGAN2 0.002, PGGAN 0.001")
-    opt(g, "--ema-kimg", float, "G EMA half-life in kimg; -1 = batch x 10 / 32")
-    opt(g, "--ema-rampup", float, "the EMA half-life is at most this x the images seen so far; 0 = off")
-    opt(g, "--gamma", float, "StyleGAN2 R1 weight; -1 = 0.0002 x resolution^2 / batch")
-    opt(g, "--pl-weight", float, "StyleGAN2 path-length regularisation weight; 0 = off")
-    opt(g, "--mixing-prob", float, "StyleGAN2 style-mixing regularisation probability; 0 = off")
+    g = parser.add_argument_group("optimisation (0 / -1 = from --cfg)")
+    opt(g, "--batch", int, "global batch over all processes (PGGAN: at the final resolution); 0 = the --cfg's "
+        "(PGGAN 32)")
+    opt(g, "--lr", float, "Adam learning rate; 0 = the --cfg's (auto 0.0025, 0.002 from 1024 px; PGGAN 0.001)")
+    opt(g, "--ema-kimg", float, "G EMA half-life in kimg; -1 = the --cfg's (auto: its batch x 10 / 32; PGGAN: "
+        "batch x 10 / 32)")
+    opt(g, "--ema-rampup", float, "the EMA half-life is at most this x the images seen so far; 0 = off; -1 = the "
+        "--cfg's (auto and cifar 0.05, paper configs off; PGGAN 0.05)")
+    opt(g, "--gamma", float, "StyleGAN2 R1 weight; -1 = the --cfg's (auto: 0.0002 x resolution^2 / its batch)")
+    opt(g, "--pl-weight", float, "StyleGAN2 path-length regularisation weight; 0 = off; -1 = the --cfg's (2, "
+        "cifar 0)")
+    g.add_argument("--pl-detach-mean", action="store_true", default=argparse.SUPPRESS,
+                   help="StyleGAN2: treat the path-length target a as a constant, as the paper's eq. 4 reads; "
+                        "the official code (our default) keeps a, just updated with this batch's lengths, in the "
+                        "graph, which changes the penalty's gradient by about 1%%")
+    opt(g, "--mixing-prob", float, "StyleGAN2 style-mixing regularisation probability; 0 = off; -1 = the --cfg's "
+        "(0.9, cifar 0)")
     opt(g, "--g-reg-interval", int, "StyleGAN2 lazy regularisation: path length every N steps")
     opt(g, "--d-reg-interval", int, "StyleGAN2 lazy regularisation: R1 every N steps")
     opt(g, "--phase-kimg", float, "PGGAN kimg per fade-in and per stabilise phase; 0 = all stages fit in --kimg")
@@ -63,11 +85,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt(g, "--gp-lambda", float, "PGGAN WGAN-GP weight")
     opt(g, "--drift", float, "PGGAN drift-term epsilon")
     g = parser.add_argument_group("augmentation (differentiable, applied to reals and fakes)")
-    opt(g, "--augment", str, "none | fixed | ada | auto (ada for StyleGAN2 on < 30k images, else none)",
-        choices=("auto", "none", "fixed", "ada"))
+    opt(g, "--augment", str, "none | fixed | ada | auto (StyleGAN2: ada, the official default for every --cfg; "
+        "PGGAN: none)", choices=("auto", "none", "fixed", "ada"))
     opt(g, "--augment-p", float, "probability (fixed) or starting probability (ada); -1 = fixed 1, ada 0")
     opt(g, "--ada-target", float, "ADA target for E[sign(D(real))]")
-    opt(g, "--ada-kimg", float, "ADA speed: p can go from 0 to 1 in this many kimg")
+    opt(g, "--ada-kimg", float, "ADA speed: p can go from 0 to 1 in this many kimg (official 500; short runs may "
+        "want 100, the official value when fine-tuning)")
     g = parser.add_argument_group("performance")
     opt(g, "--device", str, "where to train", choices=("auto", "cpu", "cuda"))
     opt(g, "--precision", str, "fp32, or bf16 autocast", choices=("fp32", "bf16"))
@@ -89,7 +112,7 @@ def given_options(args: argparse.Namespace) -> dict:
 def train_command(args: argparse.Namespace) -> int:
     point = resolve_resume(given_options(args), load=False)  # merged with the stored run's options, checked
     if getattr(args, "dry_run", False):
-        cfg, ds = prepare(point.cfg)
+        cfg, ds = prepare(point.cfg, gpus=int(os.environ.get("WORLD_SIZE", "1")))  # as torchrun would start it
         description = run_description(cfg, cfg.model_config(), ds, None)
         description["resume_from"] = str(point.snapshot) if point.snapshot else None
         print(json.dumps(description, indent=2))

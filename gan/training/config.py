@@ -1,8 +1,9 @@
 """Training options: one frozen dataclass, validated in one place, stored in the run folder.
 
 `TrainConfig` holds everything a run needs. Options that default to "auto" (0, -1, "auto")
-are filled in by `resolve()` from the architecture, resolution and dataset, and the resolved
-config is what `config.json` records, so a resumed run uses exactly the same values.
+are filled in by `resolve()` from the architecture, the StyleGAN2 base configuration (`--cfg`,
+presets.py: the official trainer's numbers), the resolution and the process count, and the
+resolved config is what `config.json` records, so a resumed run uses exactly the same values.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from .augment import AUGMENT_MODES
+from .presets import CFG_NAMES, preset
 from ..io.json_dataclass import from_json_dict
 from ..models.config import ARCHS, ConfigError, ModelConfig, is_power_of_two
 from ..seeds import parse_seeds
@@ -21,13 +23,16 @@ DEVICES = ("auto", "cpu", "cuda")
 GREYSCALE_BUILTINS = ("digits", "fashion-mnist")
 BUILTIN_DATA = GREYSCALE_BUILTINS + ("emoji",)
 # Fields that define what is being trained: a resume whose values differ is refused.
-IDENTITY_FIELDS = ("arch", "data", "resolution", "channels", "xflip", "max_images", "channel_base",
-                   "channel_max", "z_dim", "w_dim", "mapping_layers")
+IDENTITY_FIELDS = ("arch", "cfg", "data", "resolution", "channels", "xflip", "max_images", "channel_base",
+                   "channel_max", "z_dim", "w_dim", "mapping_layers", "mbstd_group")
 
-# The value that means "auto" for each option resolve() fills in.
-AUTO_VALUES = {"channels": 0, "channel_base": 0, "channel_max": 0, "z_dim": 0, "w_dim": 0, "mapping_layers": 0,
-               "tick_kimg": 0.0, "lr": 0.0, "ema_kimg": -1.0, "gamma": -1.0, "phase_kimg": 0.0, "pggan_batch": "",
-               "augment": "auto", "augment_p": -1.0}
+# The value that means "auto" for each option resolve() fills in. (cfg "auto" is a configuration of
+# its own, but a resume that does not name one keeps the stored run's.)
+AUTO_VALUES = {"cfg": "auto", "channels": 0, "channel_base": 0, "channel_max": 0, "z_dim": 0, "w_dim": 0,
+               "mapping_layers": 0, "mbstd_group": 0, "tick_kimg": 0.0, "batch": 0, "lr": 0.0, "ema_kimg": -1.0,
+               "ema_rampup": -1.0, "gamma": -1.0, "pl_weight": -1.0, "mixing_prob": -1.0, "phase_kimg": 0.0,
+               "pggan_batch": "", "augment": "auto", "augment_p": -1.0}
+PGGAN_BATCH = 32     # PGGAN's auto --batch at the final resolution
 
 
 class TrainConfigError(ConfigError):
@@ -38,17 +43,19 @@ class TrainConfigError(ConfigError):
 class TrainConfig:
     # ---- what to train -----------------------------------------------------------------------
     arch: str = "stylegan2"          # "stylegan2" | "pggan"
+    cfg: str = "auto"                # StyleGAN2 base configuration (presets.py): auto | stylegan2 | paper256 | ...
     data: str = ""                   # folder | .zip | fashion-mnist | emoji | digits
     resolution: int = 0              # training resolution (power of two, 8..2048)
     channels: int = 0                # 1 | 3; 0 = auto (1 for digits / fashion-mnist, else 3)
     xflip: bool = False              # add left-right mirrored copies of the data
     max_images: int | None = None    # use only the first N images
-    # ---- model size (0 = auto: CPU-friendly at small resolutions, official sizes from 256 up) --
+    # ---- model size (0 = auto: from --cfg; 'auto' is CPU-friendly below 256 px) ----------------
     channel_base: int = 0            # channels at resolution r: min(channel_base / r, channel_max)
     channel_max: int = 0
     z_dim: int = 0
     w_dim: int = 0                   # StyleGAN2 only (PGGAN uses z_dim)
-    mapping_layers: int = 0          # StyleGAN2 only; auto = 2, the official 'auto' config
+    mapping_layers: int = 0          # StyleGAN2 only; auto = the --cfg's (auto 2, paper configs 8)
+    mbstd_group: int = 0             # D's minibatch-stddev group size; 0 = the --cfg's (PGGAN 4)
     # ---- length and reporting ----------------------------------------------------------------
     kimg: float = 200.0              # train until this many thousand real images were shown
     tick_kimg: float = 0.0           # log / sample grid every this many kimg; 0 = auto (kimg / 10, <= 4)
@@ -57,14 +64,17 @@ class TrainConfig:
     grid_seeds: str = "0-35"         # the fixed seeds of the sample grids
     seed: int = 0                    # initialisation, latents, data order
     # ---- optimisation ------------------------------------------------------------------------
-    batch: int = 32                  # global batch (all processes together); PGGAN: at the final resolution
-    lr: float = 0.0                  # 0 = auto (StyleGAN2 0.002, PGGAN 0.001)
-    ema_kimg: float = -1.0           # G EMA half-life in kimg; -1 = auto (batch * 10 / 32 kimg)
-    ema_rampup: float = 0.05         # EMA half-life at most this fraction of the images seen so far; 0 = off
+    batch: int = 0                   # global batch (all processes together), 0 = the --cfg's (PGGAN 32, at the
+                                     # final resolution)
+    lr: float = 0.0                  # 0 = the --cfg's (auto: 0.0025, 0.002 from 1024 px; PGGAN 0.001)
+    ema_kimg: float = -1.0           # G EMA half-life in kimg; -1 = the --cfg's (auto: its batch * 10 / 32)
+    ema_rampup: float = -1.0         # EMA half-life at most this fraction of the images seen so far; 0 = off,
+                                     # -1 = the --cfg's (auto 0.05, paper configs off)
     # StyleGAN2
-    gamma: float = -1.0              # R1 weight; -1 = auto (0.0002 * resolution^2 / batch)
-    pl_weight: float = 2.0           # path-length regularisation weight; 0 = off
-    mixing_prob: float = 0.9         # style-mixing regularisation probability; 0 = off
+    gamma: float = -1.0              # R1 weight; -1 = the --cfg's (auto: 0.0002 * resolution^2 / its batch)
+    pl_weight: float = -1.0          # path-length regularisation weight; 0 = off; -1 = the --cfg's (2, cifar 0)
+    pl_detach_mean: bool = False     # treat the path-length target as a constant (the official code does not)
+    mixing_prob: float = -1.0        # style-mixing probability; 0 = off; -1 = the --cfg's (0.9, cifar 0)
     g_reg_interval: int = 4          # lazy regularisation: path length every N steps
     d_reg_interval: int = 16         # lazy regularisation: R1 every N steps
     # PGGAN
@@ -73,10 +83,10 @@ class TrainConfig:
     gp_lambda: float = 10.0          # WGAN-GP weight
     drift: float = 0.001             # drift term epsilon
     # ---- augmentation ------------------------------------------------------------------------
-    augment: str = "auto"            # none | fixed | ada | auto (StyleGAN2 with < 30k images: ada, else none)
+    augment: str = "auto"            # none | fixed | ada | auto (StyleGAN2: ada, as the official trainer; PGGAN: none)
     augment_p: float = -1.0          # initial (ada) or constant (fixed) probability; -1 = auto (ada 0, fixed 1)
     ada_target: float = 0.6          # ADA target for E[sign(D(real))]
-    ada_kimg: float = 100.0          # ADA speed: p can go 0 -> 1 in this many kimg
+    ada_kimg: float = 500.0          # ADA speed: p can go 0 -> 1 in this many kimg (official 500)
     # ---- where and how -----------------------------------------------------------------------
     out: str = ""                    # run folder
     resume: str = ""                 # run folder or snapshot to resume from ("" = --out if it holds one)
@@ -93,6 +103,10 @@ class TrainConfig:
 
         if self.arch not in ARCHS:
             bad(f"unknown --arch {self.arch!r}: use one of {', '.join(ARCHS)}")
+        if self.cfg not in CFG_NAMES:
+            bad(f"unknown --cfg {self.cfg!r}: use one of {', '.join(CFG_NAMES)}")
+        if self.arch == "pggan" and self.cfg != "auto":
+            bad(f"--cfg {self.cfg} is a StyleGAN2 configuration: leave --cfg out for PGGAN")
         if not self.data:
             bad("no training data: give --data (a folder, a .zip, or fashion-mnist | emoji | digits)")
         if self.resolution == 0:
@@ -103,7 +117,7 @@ class TrainConfig:
             bad(f"--channels must be 1 (greyscale) or 3 (RGB), got {self.channels}")
         if self.max_images is not None and self.max_images < 1:
             bad(f"--max-images must be positive, got {self.max_images}")
-        for name in ("channel_base", "channel_max", "z_dim", "w_dim", "mapping_layers"):
+        for name in ("channel_base", "channel_max", "z_dim", "w_dim", "mapping_layers", "mbstd_group", "batch"):
             if getattr(self, name) < 0:
                 bad(f"--{name.replace('_', '-')} must be >= 0 (0 = auto), got {getattr(self, name)}")
         if not self.kimg > 0 or not math.isfinite(self.kimg):
@@ -116,16 +130,13 @@ class TrainConfig:
             parse_seeds(self.grid_seeds)
         except ValueError as e:
             bad(f"--grid-seeds: {e}")
-        if self.batch < 1:
-            bad(f"--batch must be positive, got {self.batch}")
-        if self.lr < 0 or self.ema_rampup < 0 or self.pl_weight < 0 or self.gp_lambda < 0 or self.drift < 0:
-            bad("--lr, --ema-rampup, --pl-weight, --gp-lambda and --drift must be >= 0")
-        if self.ema_kimg < 0 and self.ema_kimg != -1:
-            bad(f"--ema-kimg must be >= 0 (or -1 = auto), got {self.ema_kimg}")
-        if self.gamma < 0 and self.gamma != -1:
-            bad(f"--gamma must be >= 0 (or -1 = auto), got {self.gamma}")
-        if not 0 <= self.mixing_prob <= 1:
-            bad(f"--mixing-prob must be in [0, 1], got {self.mixing_prob}")
+        if self.lr < 0 or self.gp_lambda < 0 or self.drift < 0:
+            bad("--lr, --gp-lambda and --drift must be >= 0")
+        for name in ("ema_kimg", "ema_rampup", "gamma", "pl_weight"):
+            if getattr(self, name) < 0 and getattr(self, name) != -1:
+                bad(f"--{name.replace('_', '-')} must be >= 0 (or -1 = from --cfg), got {getattr(self, name)}")
+        if not (0 <= self.mixing_prob <= 1 or self.mixing_prob == -1):
+            bad(f"--mixing-prob must be in [0, 1] (or -1 = from --cfg), got {self.mixing_prob}")
         if self.g_reg_interval < 1 or self.d_reg_interval < 1:
             bad("--g-reg-interval and --d-reg-interval must be >= 1")
         if self.phase_kimg < 0:
@@ -147,33 +158,46 @@ class TrainConfig:
         return self
 
     # ---- auto values -------------------------------------------------------------------------
-    def resolve(self, num_images: int | None = None) -> "TrainConfig":
-        """A copy with every auto option filled in. `num_images` (the dataset size) settles --augment auto."""
-        r = self.resolution
-        channel_max = self.channel_max or min(512, max(32, 2 * r))  # 16 -> 32, 64 -> 128, 256 -> 512
-        z_dim = self.z_dim or min(512, max(64, 2 * channel_max))
+    def resolve(self, gpus: int = 1) -> "TrainConfig":
+        """A copy with every auto option filled in; `gpus` (the process count) matters to --cfg auto."""
+        r, sg2 = self.resolution, self.arch == "stylegan2"
+        spec = preset(self.cfg, r, gpus) if sg2 and self.cfg in CFG_NAMES else None
+        if spec is not None and spec.official_sizes:
+            channel_max, z_dim = self.channel_max or 512, self.z_dim or 512
+        else:  # this project's CPU-sized networks below 256 px: 16 -> 32 channels, 64 -> 128, 256 -> 512
+            channel_max = self.channel_max or min(512, max(32, 2 * r))
+            z_dim = self.z_dim or min(512, max(64, 2 * channel_max))
+        batch = self.batch or (spec.batch if spec else PGGAN_BATCH)
+        auto_base = spec.channel_base if spec else ModelConfig(arch=self.arch, img_resolution=r).resolved_channel_base
+
+        def given_or(name: str, value):
+            return getattr(self, name) if getattr(self, name) != AUTO_VALUES[name] else value
+
         changes = dict(
             channels=self.channels or (1 if self.data.strip().lower() in GREYSCALE_BUILTINS else 3),
             channel_max=channel_max,
-            channel_base=self.channel_base or ModelConfig(arch=self.arch, img_resolution=r).resolved_channel_base,
+            channel_base=self.channel_base or auto_base,
             z_dim=z_dim,
             w_dim=z_dim if self.arch == "pggan" else (self.w_dim or z_dim),
-            mapping_layers=self.mapping_layers or 2,
+            mapping_layers=self.mapping_layers or (spec.mapping_layers if spec else 2),
+            mbstd_group=self.mbstd_group or (spec.mbstd_group if spec else 4),
             tick_kimg=self.tick_kimg or round(min(4.0, max(self.kimg / 10, 0.001)), 3),
-            lr=self.lr or (0.001 if self.arch == "pggan" else 0.002),
-            ema_kimg=self.ema_kimg if self.ema_kimg >= 0 else self.batch * 10 / 32,
-            gamma=self.gamma if self.gamma >= 0 else 0.0002 * r * r / self.batch,
+            batch=batch,
+            lr=self.lr or (spec.lr if spec else 0.001),
+            # StyleGAN2 takes these from the configuration's own batch, not --batch (presets.py).
+            ema_kimg=given_or("ema_kimg", spec.ema_kimg if spec else batch * 10 / 32),
+            ema_rampup=given_or("ema_rampup", spec.ema_rampup if spec else 0.05),
+            gamma=given_or("gamma", spec.gamma if spec else 0.0),            # PGGAN has no R1
+            pl_weight=given_or("pl_weight", spec.pl_weight if spec else 0.0),
+            mixing_prob=given_or("mixing_prob", spec.mixing_prob if spec else 0.0),
+            augment=given_or("augment", "ada" if sg2 else "none"),
         )
         if self.arch == "pggan":
             stages = int(math.log2(r)) - 1
             changes["phase_kimg"] = self.phase_kimg or round(self.kimg / (2 * stages - 1), 6)
-            changes["pggan_batch"] = format_pggan_batch(pggan_batch_schedule(self))
-        augment = self.augment
-        if augment == "auto" and num_images is not None:
-            augment = "ada" if self.arch == "stylegan2" and num_images < 30_000 else "none"
-        changes["augment"] = augment
-        if self.augment_p == -1 and augment != "auto":
-            changes["augment_p"] = 1.0 if augment == "fixed" else 0.0
+            changes["pggan_batch"] = format_pggan_batch(pggan_batch_schedule(dataclasses.replace(self, batch=batch)))
+        if self.augment_p == -1:
+            changes["augment_p"] = 1.0 if changes["augment"] == "fixed" else 0.0
         return dataclasses.replace(self, **changes)
 
     def model_config(self) -> ModelConfig:
@@ -182,7 +206,7 @@ class TrainConfig:
         return ModelConfig(arch=c.arch, img_resolution=c.resolution, img_channels=c.channels or 3,
                            z_dim=c.z_dim, w_dim=c.z_dim if c.arch == "pggan" else c.w_dim,
                            mapping_layers=c.mapping_layers, channel_base=c.channel_base,
-                           channel_max=c.channel_max)
+                           channel_max=c.channel_max, mbstd_group_size=c.mbstd_group)
 
     # ---- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:

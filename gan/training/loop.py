@@ -71,7 +71,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
     cfg = point.cfg
 
     # 2. Data: an unusable dataset stops the run before anything is written.
-    cfg, ds = prepare(cfg)
+    cfg, ds = prepare(cfg, dist.world)
     model_cfg = cfg.model_config()
     world, rank, device = dist.world, dist.rank, dist.device
     if cfg.batch % world or any(b % world for b in parse_pggan_batch(cfg.pggan_batch).values()):
@@ -204,12 +204,12 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
 
 # ==== helpers ==========================================================================================
 
-def prepare(cfg: TrainConfig):
-    """Load the dataset and resolve every auto option: (resolved TrainConfig, dataset)."""
+def prepare(cfg: TrainConfig, gpus: int = 1):
+    """Resolve every auto option for `gpus` processes and load the dataset: (resolved TrainConfig, dataset)."""
     from ..data import load_dataset
-    cfg = cfg.validate().resolve()
+    cfg = cfg.validate().resolve(gpus).validate()
     ds = load_dataset(cfg.data, cfg.resolution, channels=cfg.channels, xflip=cfg.xflip, max_images=cfg.max_images)
-    return cfg.resolve(num_images=ds.num_images).validate(), ds
+    return cfg, ds
 
 
 def warn_if_pggan_stops_early(cfg: TrainConfig, dist: Dist) -> None:

@@ -55,13 +55,16 @@ def path_lengths(img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor | None
 
 
 def updated_pl_mean(pl_mean: torch.Tensor, lengths_mean: torch.Tensor, decay: float = 0.01) -> torch.Tensor:
-    """Exponential moving average of the path length: pl_mean + decay * (mean - pl_mean)."""
-    return pl_mean.lerp(lengths_mean.detach().to(pl_mean.dtype), decay)
+    """Exponential moving average of the path length: pl_mean + decay * (mean - pl_mean).
+
+    Differentiable in `lengths_mean` (the official penalty keeps this in the graph); store a detached copy.
+    """
+    return pl_mean.lerp(lengths_mean.to(pl_mean.dtype), decay)
 
 
 def path_length_penalty(lengths: torch.Tensor, pl_mean: torch.Tensor) -> torch.Tensor:
-    """(||J_w^T y|| - a)^2 per sample -> [N], a = the running mean path length."""
-    return (lengths - pl_mean.detach()).square()
+    """(||J_w^T y|| - a)^2 per sample -> [N], a = the running mean path length (detach it for a constant a)."""
+    return (lengths - pl_mean).square()
 
 
 # ---- PGGAN: WGAN-GP with drift ---------------------------------------------------------------------

@@ -9,6 +9,18 @@ Lazy regularisation runs the penalties less often; to keep the same effective op
 Adam learning rate and betas are corrected by ratio = interval / (interval + 1): lr * ratio,
 beta ** ratio (paper, appendix B). Gradients are averaged across processes at the end of every
 phase (see gan/training/distributed.py).
+
+Three details follow the official code (training/loss.py, networks.py) where a paper reading
+might differ, because they change the numbers:
+- The path-length target is the mean updated with this batch, and it stays in the graph: the
+  penalty's gradient includes its dependence on the batch's own lengths (--pl-detach-mean: not).
+- In the regularisation phases every parameter gets a gradient, zero where the penalty does not
+  reach (e.g. toRGB biases, D's output bias), so that Adam advances its step count and decays its
+  second moment for all of them, as in the main phases. The official code back-propagates
+  `penalty + 0 * output` for this; we fill in the zeros (`zero_missing_grads`), the same numbers
+  without a second backward pass through the network.
+- w_avg (the mean w for truncation) moves in every mapping pass in training: G main, G reg, D main
+  (not in the second, style-mixing pass).
 """
 from __future__ import annotations
 
@@ -28,6 +40,13 @@ def lazy_adam(params, lr: float, reg_interval: int | None, betas=(0.0, 0.99)) ->
     """Adam with the lazy-regularisation correction (ratio = interval / (interval + 1))."""
     ratio = reg_interval / (reg_interval + 1) if reg_interval else 1.0
     return torch.optim.Adam(params, lr=lr * ratio, betas=tuple(b ** ratio for b in betas), eps=1e-8)
+
+
+def zero_missing_grads(module: nn.Module) -> None:
+    """A zero gradient for each parameter the backward pass did not reach (see the module doc)."""
+    for p in module.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
 
 
 class StyleGAN2Trainer(Trainer):
@@ -70,18 +89,13 @@ class StyleGAN2Trainer(Trainer):
             with self.phase(G, self.opt_G):
                 ws = self.mapping(self.latents(max(1, n // PL_BATCH_SHRINK)))
                 with self.amp():
-                    img = G.synthesis(ws, noise_mode="random")
-                lengths = losses.path_lengths(img.float(), ws)
-                self.pl_mean.copy_(losses.updated_pl_mean(self.pl_mean, self.dist.all_reduce_mean(lengths.mean()),
-                                                          PL_DECAY))
-                penalty = losses.path_length_penalty(lengths, self.pl_mean)
-                (penalty.mean() * cfg.pl_weight * cfg.g_reg_interval).backward()
-                stats["pl_penalty"] = penalty.mean().detach()
+                    img = G.synthesis(ws, noise_mode="random").float()
+                stats["pl_penalty"] = self.path_length_backward(img, ws).mean().detach()
 
         # 3. Dmain: tell reals from fakes.
         with self.phase(D, self.opt_D):
             with torch.no_grad():
-                ws = self.mapping(self.latents(n), update_emas=True)
+                ws = self.mapping(self.latents(n))
                 with self.amp():
                     fake = G.synthesis(ws, noise_mode="random").float()
             with self.amp():
@@ -102,6 +116,7 @@ class StyleGAN2Trainer(Trainer):
                     logits = D(self.augment(real_req)).float()
                 penalty = losses.r1_penalty(logits, real_req)
                 (penalty.mean() * (cfg.gamma / 2) * cfg.d_reg_interval).backward()
+                zero_missing_grads(D)
                 stats["r1_penalty"] = penalty.mean().detach()
 
         # 5. Augmentation strength (ADA heuristic), every few steps.
@@ -110,9 +125,31 @@ class StyleGAN2Trainer(Trainer):
         return stats
 
     # ---- helpers ----------------------------------------------------------------------------------
-    def mapping(self, z: torch.Tensor, update_emas: bool = False) -> torch.Tensor:
+    def path_length_backward(self, img: torch.Tensor, ws: torch.Tensor,
+                             noise: torch.Tensor | None = None) -> torch.Tensor:
+        """The G reg phase's gradients: back-propagates the weighted path-length penalty and returns it,
+        (||J_w^T y|| - a)^2 per sample [N], for img [N, C, H, W] (fp32) made from ws [N, num_ws, w_dim].
+        Updates the running mean pl_mean.
+
+        a = pl_mean lerped towards this batch's mean length, undetached (the official expression) unless
+        --pl-detach-mean. Across processes the mean's value is the global batch's, so that every process
+        tracks the same pl_mean; its gradient is this process's share, as the official per-GPU mean's.
+        """
+        lengths = losses.path_lengths(img, ws, noise)
+        batch_mean = lengths.mean()
+        if self.dist.world > 1:
+            batch_mean = batch_mean + (self.dist.all_reduce_mean(batch_mean.detach()) - batch_mean.detach())
+        target = losses.updated_pl_mean(self.pl_mean, batch_mean, PL_DECAY)
+        self.pl_mean.copy_(target.detach())
+        penalty = losses.path_length_penalty(lengths, target.detach() if self.cfg.pl_detach_mean else target)
+        (penalty.mean() * self.cfg.pl_weight * self.cfg.g_reg_interval).backward()
+        zero_missing_grads(self.G)
+        return penalty
+
+    def mapping(self, z: torch.Tensor, update_emas: bool = True) -> torch.Tensor:
         """z -> ws with style-mixing regularisation: with probability mixing_prob, the ws from a random
-        cutoff layer on come from a second latent (one cutoff for the whole batch, as the official code)."""
+        cutoff layer on come from a second latent (one cutoff for the whole batch, as the official code).
+        The first pass tracks w_avg (every training pass does, officially), the mixing pass does not."""
         ws = self.G.mapping(z, update_emas=update_emas)
         if self.cfg.mixing_prob > 0:
             cutoff = int(torch.randint(1, ws.shape[1], [], device=self.device)) if ws.shape[1] > 1 else 1
