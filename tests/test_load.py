@@ -42,9 +42,12 @@ def test_renders_are_served_while_a_model_computes_its_directions(server):
         window["end"] = time.monotonic()
 
     loader = threading.Thread(target=directions)
-    loader.start()
-    time.sleep(0.3)                               # the PCA is under way before the renders start
-    busy, errors = render_load(app.url, "tiny-sg2", clients=8, renders=20, download_to=root / "dl", seed0=500)
+
+    def start_loading():                          # the PCA is under way before the renders start
+        loader.start()
+        time.sleep(0.3)
+    busy, errors = render_load(app.url, "tiny-sg2", clients=8, renders=20, download_to=root / "dl", seed0=500,
+                               on_ready=start_loading)
     loader.join()
     assert errors == [] and len(busy) == 160
     assert len(window["table"]["components"]) >= 8

@@ -19,8 +19,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from conftest import tiny_config
-from ui_helpers import (CHROMIUM, IMAGE, ROOT, App, fetch_pixels, img_src, launch_browser, open_page, open_tab,
-                        pixels, set_number, wait_src_change)
+from ui_helpers import (CHROMIUM, IMAGE, ROOT, App, choose, fetch_pixels, img_src, launch_browser, open_page,
+                        open_tab, pixels, set_number, wait_src_change)
 
 SHOT = Path(os.environ.get("E2E_SHOT", ROOT / "artifacts" / "screenshot.png"))
 
@@ -78,13 +78,14 @@ def engine(models):
     return Engine(models.sg2, show_bars=False)
 
 
-def engine_pixels(engine, seed: int = 0, edits=()) -> np.ndarray:
+def engine_pixels(engine, seed: int = 0, edits=(), psi: float | None = None) -> np.ndarray:
     """RGB pixels of the engine's render of the state the page shows: the app opens the model at
     truncation DEFAULT_PSI and draws the main image at DISPLAY_SIZE. edits: (component, strength,
     start, end) tuples, end exclusive (the page's layer boxes are inclusive)."""
     from explorer.session import Edit
     from explorer.ui import DEFAULT_PSI, DISPLAY_SIZE
-    state = engine.default_state(seed=seed, truncation_psi=DEFAULT_PSI, edits=tuple(Edit(*e) for e in edits))
+    state = engine.default_state(seed=seed, truncation_psi=DEFAULT_PSI if psi is None else psi,
+                                 edits=tuple(Edit(*e) for e in edits))
     return np.asarray(engine.render(state, size=DISPLAY_SIZE).convert("RGB"))
 
 
@@ -205,7 +206,7 @@ def test_an_edit_applies_only_to_its_layer_range(page, engine):
     # Pixel-exact: the PNG the browser got is the engine's render of that state (same model, same
     # CPU, same code; only the process differs).
     np.testing.assert_array_equal(all_layers, engine_pixels(engine, edits=[(0, 4.0, 0, engine.num_ws)]))
-    set_number(page, "#dir0_start", last)     # only the last (finest) layer
+    choose(page, "#dir0_start", f"{last} · 32x32")     # only the last (finest) layer
     wait_src_change(page, src)
     one_layer = pixels(page)
     np.testing.assert_array_equal(one_layer, engine_pixels(engine, edits=[(0, 4.0, last, engine.num_ws)]))
@@ -287,13 +288,9 @@ def test_invalid_input_shows_a_one_line_error_not_a_traceback(page):
     assert "'x'" in message
     page.locator("#export_seeds textarea, #export_seeds input").first.fill("3,4")
     set_number(page, "#export_fps", 60)
-    page.locator("#export_button").click()
-    error_toast(page, "GIF plays at most 50 fps")
-    open_tab(page, "Directions")
-    set_number(page, "#dir2_start", 6)
-    set_number(page, "#dir2_end", 2)
-    set_number(page, "#dir2", 1.5)
-    error_toast(page, "direction 2: layers 6 to 2")
+    page.locator("#export_button").click()               # GIF plays at most 50 fps: clamped, and said
+    expect(page.locator("#export_note")).to_contain_text("GIF fps 60 is out of range: using 50")
+    expect(page.locator("#export_fps input[type=number]")).to_have_value("50")
     assert_no_traceback(page)
 
 
@@ -318,7 +315,7 @@ def test_session_saves_and_loads_as_json(page, tmp_path):
     assert page.locator("#seed input").input_value() == "12"
     open_tab(page, "Directions")                 # the sliders are rebuilt from the session's edits
     expect(page.locator("#dir1 input[type=number]")).to_have_value("-1.5")
-    expect(page.locator("#dir1_end input")).to_have_value("3")
+    expect(page.locator("#dir1_end input")).to_have_value(re.compile(r"^3 · 16x16"))
     expect(page.locator("#dir2 input[type=number]")).to_have_value("0")
 
 
@@ -387,3 +384,95 @@ def test_without_models_a_placeholder_then_a_pggan_loaded_by_path(browser, empty
         assert fetch_pixels(pg, pg.locator("#snapshots img").first.get_attribute("src")).shape == (128, 128, 3)
     finally:
         ctx.close()
+
+
+# ---- controls that never lie: the widget shows the value the image was made with ---------------
+
+def number_value(page, sel: str) -> float:
+    return float(page.locator(f"{sel} input[type=number]").first.input_value())
+
+
+def test_a_sliders_reset_icon_renders_the_reset_value(page):
+    src0, original = img_src(page), pixels(page)
+    set_number(page, "#dir0", 3)
+    src = wait_src_change(page, src0)
+    page.locator("#dir0 button[aria-label='Reset to default value']").click()
+    wait_src_change(page, src)
+    assert number_value(page, "#dir0") == 0
+    np.testing.assert_array_equal(pixels(page), original)
+
+
+def test_psi_moved_with_the_keyboard_renders(page, engine):
+    src = img_src(page)
+    page.locator("#psi input[type=range]").focus()
+    page.keyboard.press("ArrowLeft")                 # one step: 0.7 -> 0.65
+    wait_src_change(page, src)
+    assert number_value(page, "#psi") == pytest.approx(0.65)
+    np.testing.assert_array_equal(pixels(page), engine_pixels(engine, psi=0.65))
+
+
+def test_out_of_range_values_are_clamped_and_shown_clamped(page, engine):
+    src = img_src(page)
+    set_number(page, "#psi", 5)
+    src = wait_src_change(page, src)
+    expect(page.locator("#psi input[type=number]")).to_have_value("1.5")
+    error_toast(page, "truncation ψ 5 is out of range: using 1.5")
+    np.testing.assert_array_equal(pixels(page), engine_pixels(engine, psi=1.5))
+    set_number(page, "#psi", 0.7)
+    src = wait_src_change(page, src)
+    set_number(page, "#dir0", 50)
+    src = wait_src_change(page, src)
+    expect(page.locator("#dir0 input[type=number]")).to_have_value("5")
+    np.testing.assert_array_equal(pixels(page), engine_pixels(engine, edits=[(0, 5.0, 0, engine.num_ws)]))
+    set_number(page, "#seed", 3.7)                    # a seed is a whole number: 4, and the box says 4
+    src = wait_src_change(page, src)
+    expect(page.locator("#seed input")).to_have_value("4")
+    np.testing.assert_array_equal(pixels(page), engine_pixels(engine, seed=4, edits=[(0, 5.0, 0, engine.num_ws)]))
+    set_number(page, "#seed", -5)
+    wait_src_change(page, src)
+    expect(page.locator("#seed input")).to_have_value("0")
+    np.testing.assert_array_equal(pixels(page), engine_pixels(engine, seed=0, edits=[(0, 5.0, 0, engine.num_ws)]))
+
+
+def test_a_layer_range_with_from_after_to_is_refused_and_reverted(page, engine):
+    assert page.locator("#dir2_start input").input_value().startswith("0 · 4x4")
+    assert page.locator("#dir2_end input").input_value().startswith("7 · 32x32")
+    src = img_src(page)
+    set_number(page, "#dir2", 2)
+    src = wait_src_change(page, src)
+    choose(page, "#dir2_start", "6 · ")
+    src = wait_src_change(page, src)                 # 6..7
+    choose(page, "#dir2_end", "2 · ")                # 6..2: refused
+    error_toast(page, "direction 2: 'from' layer 6 is after 'to' layer 2; kept 6 to 7")
+    expect(page.locator("#dir2_end input")).to_have_value(re.compile(r"^7 · "))
+    expect(page.locator("#dir2_start input")).to_have_value(re.compile(r"^6 · "))
+    np.testing.assert_array_equal(pixels(page), engine_pixels(engine, edits=[(2, 2.0, 6, engine.num_ws)]))
+
+
+def test_export_shows_what_it_adjusted(page):
+    open_tab(page, "Export")
+    page.locator("#export_seeds textarea, #export_seeds input").first.fill("1,2")
+    set_number(page, "#export_frames", 0)         # the slider's box clamps to 1 as it loses focus
+    set_number(page, "#export_fps", 0)
+    expect(page.locator("#export_frames input[type=number]")).to_have_value("1")
+    expect(page.locator("#export_fps input[type=number]")).to_have_value("1")
+    page.locator("#export_button").click()
+    expect(page.locator("#export_note")).to_contain_text("2 frames at 1 fps (2.0 s)")   # 2 seeds x 1, looping
+    page.locator("#export_file a[href]").first.wait_for(state="attached", timeout=60_000)
+    gif = Image.open(io.BytesIO(page.request.get(page.locator("#export_file a[href]").first.get_attribute("href"))
+                                .body()))
+    assert gif.n_frames == 2 and gif.info["duration"] == 1000
+
+
+def test_a_refused_mixing_grid_keeps_the_last_one_and_labels_its_seeds(page):
+    open_tab(page, "Style mixing")
+    page.get_by_text("Mixing grid").click()
+    page.locator("#grid_make").click()
+    page.locator("#grid_image img").wait_for(state="visible")
+    expect(page.locator("#grid_image")).to_contain_text("rows: seeds 1, 2, 3 (A) · columns: seeds 4, 5, 6, 7 (B)")
+    src = img_src(page, "#grid_image")
+    page.locator("#grid_rows textarea, #grid_rows input").first.fill("0-99")    # 100 rows: over the limit
+    page.locator("#grid_make").click()
+    error_toast(page, "too many row seeds")
+    assert img_src(page, "#grid_image") == src
+    assert page.locator("#grid_image .error").count() == 0

@@ -131,27 +131,24 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
-def render_load(url: str, model: str, clients: int, renders: int, download_to: Path, seed0: int = 0):
+def render_load(url: str, model: str, clients: int, renders: int, download_to: Path, seed0: int = 0,
+                on_ready=None):
     """`clients` gradio_client clients in threads, each asking /render `renders` times (distinct
-    seeds: no render cache hits). Returns (latencies [(end time, seconds)], errors [str])."""
+    seeds: no render cache hits). The clients connect first; then on_ready() (e.g. start a model
+    load), then the renders. Returns (latencies [(end time, seconds)], errors [str])."""
     import threading
     from gradio_client import Client
     lat, errors, lock = [], [], threading.Lock()
+    connected = [Client(url, verbose=False, download_files=str(download_to)) for _ in range(clients)]
 
-    def one(k: int) -> None:
-        try:
-            client = Client(url, verbose=False, download_files=str(download_to))
-        except Exception as e:  # noqa: BLE001  (counted, not hidden: the caller asserts none)
-            with lock:
-                errors.append(f"client {k}: {type(e).__name__}: {e}")
-            return
+    def one(k: int, client) -> None:
         for i in range(renders):
             t0 = time.monotonic()
             try:
                 path = client.predict(model=model, seed=seed0 + 1000 * k + i, psi=0.7, noise="const", edits=[],
                                       mixing={}, size=0, api_name="/render")
                 Image.open(path).load()
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001  (counted, not hidden: the caller asserts none)
                 with lock:
                     errors.append(f"client {k} render {i}: {type(e).__name__}: {e}")
                 continue
@@ -159,9 +156,17 @@ def render_load(url: str, model: str, clients: int, renders: int, download_to: P
             with lock:
                 lat.append((t1, t1 - t0))
 
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(clients)]
+    if on_ready is not None:
+        on_ready()
+    threads = [threading.Thread(target=one, args=(k, c)) for k, c in enumerate(connected)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     return lat, errors
+
+
+def choose(page, sel: str, prefix: str) -> None:
+    """Pick the option of dropdown `sel` whose label starts with prefix (e.g. "7 · ")."""
+    page.locator(f"{sel} input").first.click()
+    page.locator(f'{sel} [role=option][aria-label^="{prefix}"]').first.click()

@@ -3,8 +3,6 @@ returns {component: value} ({} = nothing to do). No model logic here: that is ex
 from __future__ import annotations
 
 import random
-import secrets
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -12,12 +10,11 @@ from pathlib import Path
 import gradio as gr
 
 from gan.io.checkpoint import read_config
-from gan.seeds import parse_seeds
 
 from ..engine import Engine, open_engine
-from ..export import GIF_MAX_FPS
 from ..session import MAX_SEED, ExplorerError, ExplorerState
 from .models import ModelRoots
+from .widgets import clamp
 
 DISPLAY_SIZE = 512                 # px: the main image (small models are upscaled, nearest)
 THUMB_SIZE = 160                   # px: A / B / mixed thumbnails
@@ -25,7 +22,10 @@ STAGE_SIZE = 128                   # px: each resolution-stage preview
 MAX_DIRECTIONS = 32                # direction sliders at most
 DIRECTIONS_STEP = 8                # shown at first, and added per "more directions" click
 DEFAULT_PSI = 0.7
+PSI_RANGE = (0.0, 1.5)
+STRENGTH_RANGE = 5.0               # sigmas
 EXPORT_KEEP_S = 3600               # exported files are deleted after an hour
+FRAMES_RANGE, FPS_RANGE = (1, 120), (1, 60)     # the export sliders
 
 
 class UserSession:
@@ -70,7 +70,7 @@ class Callbacks:
         if view == "stages":
             out[self.stages] = [(s.image, s.label) for s in engine.stage_previews(state, size=STAGE_SIZE)]
             if engine.stage_snapshot_folders():
-                out[self.snapshots] = [(s.image, f"{s.label} snapshot")
+                out[self.snapshots] = [(s.image, s.label)
                                        for s in engine.stage_snapshots(state, size=STAGE_SIZE)]
         elif view == "mixing" and engine.supports_style_mixing:
             plain = state.replace(mix_layers=())
@@ -94,10 +94,10 @@ class Callbacks:
     def set_seed(self, view, user, seed, keyframes):
         if user is None or seed is None:          # no model, or the box is being retyped
             return {}
-        old = user.state.seed
-        out = self.change(user, view, lambda s, e: s.replace(seed=int(seed)))
+        old, seed = user.state.seed, clamp(seed, 0, MAX_SEED, "seed", integer=True)
+        out = {self.seed: seed, **self.change(user, view, lambda s, e: s.replace(seed=seed))}
         if (keyframes or "").strip() in ("", auto_keyframes(old)):   # not edited by hand: follow
-            out[self.keyframes] = auto_keyframes(int(seed))
+            out[self.keyframes] = auto_keyframes(seed)
         return out
 
     def random_seed(self, view, user, keyframes):
@@ -107,25 +107,30 @@ class Callbacks:
     def set_psi(self, view, user, psi):
         if user is None or psi is None:
             return {}
-        return self.change(user, view, lambda s, e: s.replace(truncation_psi=float(psi)))
+        psi = clamp(psi, *PSI_RANGE, "truncation ψ")
+        return {self.psi: psi, **self.change(user, view, lambda s, e: s.replace(truncation_psi=psi))}
 
     def set_noise(self, view, user, noise):
         return self.change(user, view, lambda s, e: s.replace(noise_mode=noise))
 
-    def set_direction(self, i, view, user, strength, start, end):
-        """Direction slider i (or its layer range) moved: the one edit of component i."""
+    def set_direction(self, i, boxes, view, user, strength, start, end):
+        """Direction slider i (or its layer range) moved: the one edit of component i. boxes: the
+        (strength, from, to) widgets, which are set to what was applied."""
         if user is None or strength is None or start is None or end is None:
             return {}
+        strength = clamp(strength, -STRENGTH_RANGE, STRENGTH_RANGE, f"direction {i}")
+        engine = self.engine(user.state)
+        if engine.num_ws > 1 and int(start) > int(end):       # refused: the boxes go back
+            old = next((e for e in user.state.edits if e.component == i), None)
+            lo, hi = old.layer_range(engine.num_ws) if old else (0, engine.num_ws)
+            gr.Warning(f"direction {i}: 'from' layer {int(start)} is after 'to' layer {int(end)}; kept {lo} to {hi - 1}")
+            strength, start, end = (old.strength if old else 0.0), lo, hi - 1
 
         def edit(state, engine):
             if engine.num_ws == 1:
-                return state.with_edit(i, float(strength))
-            lo, hi = int(start), int(end)
-            if not 0 <= lo <= hi < engine.num_ws:
-                raise ExplorerError(f"direction {i}: layers {lo} to {hi} are not a range within 0 to "
-                                    f"{engine.num_ws - 1} ('from' must not exceed 'to')")
-            return state.with_edit(i, float(strength), lo, hi + 1)
-        return self.change(user, view, edit)
+                return state.with_edit(i, strength)
+            return state.with_edit(i, strength, int(start), int(end) + 1)
+        return {**dict(zip(boxes, (strength, int(start), int(end)))), **self.change(user, view, edit)}
 
     def reset_directions(self, view, user, key):
         out = self.change(user, view, lambda s, e: s.replace(edits=[]))
@@ -134,19 +139,21 @@ class Callbacks:
     def more_directions(self, key):
         return None if key is None else (key[0], min(MAX_DIRECTIONS, key[1] + DIRECTIONS_STEP), key[2])
 
-    def set_mixing(self, view, user, mix_seed, *groups):
+    def set_mixing(self, box, view, user, mix_seed, *groups):
+        """Seed B (the widget `box`) or a layer box changed."""
         if user is None or mix_seed is None:
             return {}
         layers = sorted({int(i) for g in groups for i in (g or [])})
-        return self.change(user, view, lambda s, e: s.replace(mix_seed=int(mix_seed), mix_layers=layers))
+        mix_seed = clamp(mix_seed, 0, MAX_SEED, "seed B", integer=True)
+        return {box: mix_seed,
+                **self.change(user, view, lambda s, e: s.replace(mix_seed=mix_seed, mix_layers=layers))}
 
     def random_mix_seed(self, box, view, user, mix_seed, *groups):
-        seed = random.randint(0, 99_999)
-        return {box: seed, **self.set_mixing(view, user, seed, *groups)}
+        return self.set_mixing(box, view, user, random.randint(0, 99_999), *groups)
 
-    def preset(self, layers, boxes, view, user, mix_seed):
-        values = [[v for _, v in box.choices if v in layers] for box in boxes]
-        return {**dict(zip(boxes, values)), **self.set_mixing(view, user, mix_seed, *values)}
+    def preset(self, layers, groups, box, view, user, mix_seed):
+        values = [[v for _, v in g.choices if v in layers] for g in groups]
+        return {**dict(zip(groups, values)), **self.set_mixing(box, view, user, mix_seed, *values)}
 
     def select_view(self, name, user):
         return {self.view: name, **self.change(user, name, lambda s, e: s)}
@@ -225,67 +232,3 @@ class Callbacks:
                 engine.render_tensor(state)
                 times.append(time.perf_counter() - t0)
             self._render_s[key] = min(times)
-
-    # ---- files: sessions, grids, exports -------------------------------------------------------
-    def save_session(self, user):
-        if user is None:
-            raise ExplorerError("no model loaded: nothing to save")
-        state = self.engine(user.state).check_state(user.state)
-        # Named by the model's ref, never the server's path: it loads on any machine with that model.
-        portable = state.replace(model=self.roots.ref_of(state.model))
-        return str(portable.save(self.new_export_folder() / f"session-seed{state.seed}.json"))
-
-    def make_grid(self, user, rows, cols):
-        state = user.state if user is not None else None
-        engine = self.engine(state)
-        layers = list(state.mix_layers) or None
-        tile = engine.img_resolution * max(1, 128 // engine.img_resolution)
-        return engine.mixing_grid(state, parse_seeds(rows), parse_seeds(cols), layers=layers,
-                                  preset=None if layers else "coarse", size=tile)
-
-    @staticmethod
-    def check_grid(rows, cols):
-        parse_seeds(rows)
-        parse_seeds(cols)
-
-    def export_seeds(self, user, keyframes, frames, space, loop, fps, size, fmt) -> list[int]:
-        """The keyframe seeds, once everything the export needs is valid (cheap: nothing rendered)."""
-        state = user.state if user is not None else None
-        engine = self.engine(state)
-        seeds = parse_seeds(keyframes) if keyframes and keyframes.strip() else \
-            [int(s) for s in auto_keyframes(state.seed).split(",")]
-        if frames is None or fps is None:
-            raise ExplorerError("give the frames per seed and the fps")
-        if fmt == "GIF" and fps > GIF_MAX_FPS:
-            raise ExplorerError(f"GIF plays at most {GIF_MAX_FPS} fps: lower the fps or choose MP4")
-        engine.check_path(seeds, int(frames), space, bool(loop))
-        return seeds
-
-    def check_export(self, *args) -> None:
-        self.export_seeds(*args)
-
-    def export(self, user, keyframes, frames, space, loop, fps, size, fmt, progress=gr.Progress()):
-        seeds = self.export_seeds(user, keyframes, frames, space, loop, fps, size, fmt)
-        path = self.write_export(user.state, seeds, int(frames), space, bool(loop), float(fps), int(size), fmt,
-                                progress)
-        is_gif = path.suffix == ".gif"
-        return (gr.update(value=str(path) if is_gif else None, visible=is_gif),
-                gr.update(value=None if is_gif else str(path), visible=not is_gif), str(path))
-
-    def write_export(self, state, seeds, frames, space, loop, fps, size, fmt, progress) -> Path:
-        out = self.new_export_folder() / f"interpolation-{seeds[0]}-{seeds[-1]}{'.gif' if fmt == 'GIF' else '.mp4'}"
-        progress(0, desc="rendering frames")
-        return self.engine(state).export(state, seeds, out, frames_per_segment=frames, space=space, loop=loop,
-                                         fps=fps, size=size, progress=lambda f, text: progress(f, desc=text))
-
-    def new_export_folder(self) -> Path:
-        """A fresh, unguessably named folder under the export root (a user's files are reachable
-        only through the link handed to that user); folders older than EXPORT_KEEP_S are removed."""
-        self.export_root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cutoff = time.time() - EXPORT_KEEP_S
-        for old in self.export_root.iterdir():
-            if old.is_dir() and old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        folder = self.export_root / secrets.token_urlsafe(24)
-        folder.mkdir(mode=0o700)
-        return folder

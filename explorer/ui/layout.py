@@ -24,10 +24,12 @@ from gan.io.checkpoint import CONFIG_NAME, G_NAME
 from ..session import MAX_SEED, NOISE_MODES
 from . import errors
 from .api import register_api
-from .callbacks import DEFAULT_PSI, DIRECTIONS_STEP, EXPORT_KEEP_S, Callbacks
+from .callbacks import DEFAULT_PSI, DIRECTIONS_STEP, EXPORT_KEEP_S, PSI_RANGE, Callbacks
 from .errors import bind
+from .files import Files
 from .models import MODELS_DIR, ModelRoots
 from .panels import Panels
+from .widgets import Number, Slider
 
 NO_MODEL = ("### No model loaded\nNo model is shipped in `assets/models/` yet. Train one "
             f"(`python -m gan train ...`), or type the path of a model folder ({CONFIG_NAME} + "
@@ -50,7 +52,7 @@ footer { display: none !important; }
 """
 
 
-class ExplorerUI(Panels, Callbacks):
+class ExplorerUI(Panels, Files, Callbacks):
     """The Blocks app. Holds components and configuration only; per-user state is in gr.State.
 
     public: the trust mode (see models.py). render_workers: renders run at once."""
@@ -128,11 +130,11 @@ class ExplorerUI(Panels, Callbacks):
     def build_generate(self) -> None:
         with gr.Group():
             with gr.Row(equal_height=True):
-                self.seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3,
+                self.seed = Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3,
                                       elem_id="seed")
                 self.seed_random = gr.Button("🎲 Random", scale=1, min_width=90, elem_id="seed_random")
             with gr.Row(equal_height=True):
-                self.psi = gr.Slider(0, 1.5, DEFAULT_PSI, step=0.05, label="Truncation ψ", scale=3,
+                self.psi = Slider(*PSI_RANGE, DEFAULT_PSI, step=0.05, label="Truncation ψ", scale=3,
                                      info="1 = none; lower = closer to the average image", elem_id="psi")
                 self.noise = gr.Radio(list(NOISE_MODES), value="const", label="Noise", scale=2, elem_id="noise")
 
@@ -144,11 +146,13 @@ class ExplorerUI(Panels, Callbacks):
 
     def wire(self, demo: gr.Blocks) -> None:
         view, state, out, fast = self.view, self.state, self.out, self.fast
-        self.seed.input(bind(self.set_seed), [view, state, self.seed, self.keyframes], [*out, self.keyframes],
-                        **fast)
+        # Each control is an output of its own event: it shows the value used (clamped, rounded).
+        self.seed.input(bind(self.set_seed), [view, state, self.seed, self.keyframes],
+                        [self.seed, *out, self.keyframes], **fast)
         self.seed_random.click(bind(self.random_seed), [view, state, self.keyframes],
                                [self.seed, *out, self.keyframes], **fast)
-        self.psi.release(bind(self.set_psi), [view, state, self.psi], out, **fast)
+        # .change: a drag, the keyboard, the number box and the reset icon all fire it (see panels.py).
+        self.psi.change(bind(self.set_psi), [view, state, self.psi], [self.psi, *out], **fast)
         self.noise.input(bind(self.set_noise), [view, state, self.noise], out, **fast)
         for name, tab in self.tabs.items():
             tab.select(bind(self.select_view, name), state, [view, *out], **fast)
@@ -179,6 +183,7 @@ class ExplorerUI(Panels, Callbacks):
                                 api_visibility="private", show_progress="hidden")
         export = [state, self.keyframes, self.frames, self.space, self.loop, self.fps, self.size, self.fmt]
         self.export_btn.click(bind(self.check_export), export, None, **quick) \
+            .success(bind(self.adjust_export), export, [self.frames, self.fps, self.export_note], **quick) \
             .success(bind(self.export), export, [self.preview, self.preview_video, self.export_file],
                      concurrency_id="export", concurrency_limit=1, api_visibility="private", show_progress="full",
                      api_name="ui_export")   # "/export" is the public endpoint's name

@@ -5,11 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from ..session import MAX_SEED
-from .callbacks import DIRECTIONS_STEP, MAX_DIRECTIONS
+from .callbacks import DIRECTIONS_STEP, FPS_RANGE, FRAMES_RANGE, MAX_DIRECTIONS, STRENGTH_RANGE
 from .errors import bind
-
-STRENGTH_RANGE = 5.0               # sigmas
-LIVE_RENDER_S = 0.1                # render while a slider is dragged when one render takes less
+from .widgets import Number, Slider
 NO_MIXING = "Style mixing needs a StyleGAN2 model: a PGGAN feeds one latent to every layer."
 
 __all__ = ["Panels", "DIRECTIONS_STEP"]
@@ -35,25 +33,28 @@ class Panels:
         shown = min(key[1], limit)
         edits = {e.component: e for e in state.edits}
         last = engine.num_ws - 1
-        live = self._render_s.get(str(engine.model_path), 1.0) <= LIVE_RENDER_S
+        # Each layer box names the resolution its ws index feeds: "5 · 32x32".
+        feeds = {i: res for res, ix in engine.info()["layer_groups"] for i in ix}
+        layer_choices = [(f"{i} · {feeds.get(i, '?')}x{feeds.get(i, '?')}", i) for i in range(engine.num_ws)]
         for i in range(shown):
             e = edits.get(i)
             lo, hi = e.layer_range(engine.num_ws) if e else (0, engine.num_ws)
             variance = f"{100 * dirs.explained_variance_ratio[i]:.1f}% of variance"
             with gr.Row(equal_height=False, elem_classes="dir-row"):
-                strength = gr.Slider(-STRENGTH_RANGE, STRENGTH_RANGE, e.strength if e else 0.0, step=0.1,
+                strength = Slider(-STRENGTH_RANGE, STRENGTH_RANGE, e.strength if e else 0.0, step=0.1,
                                      label=f"Direction {i}", info=variance, scale=6, min_width=220,
                                      interactive=True, elem_id=f"dir{i}")
-                layer = dict(precision=0, minimum=0, maximum=last, scale=1, min_width=64, visible=last > 0,
-                             elem_classes="layer", interactive=True)
-                start = gr.Number(lo, label="from", elem_id=f"dir{i}_start", **layer)
-                end = gr.Number(hi - 1, label="to", elem_id=f"dir{i}_end", **layer)
-            row = [self.view, self.state, strength, start, end]
-            # A fast model renders on every move (always_last: one in flight, then the latest value);
-            # a slow one on release. Both at once would double gradio's frontend work per click.
-            (strength.input if live else strength.release)(bind(self.set_direction, i), row, self.out, **self.fast)
+                layer = dict(choices=layer_choices, scale=2, min_width=96, visible=last > 0, elem_classes="layer",
+                             interactive=True, filterable=False)
+                start = gr.Dropdown(value=lo, label="from", elem_id=f"dir{i}_start", **layer)
+                end = gr.Dropdown(value=hi - 1, label="to", elem_id=f"dir{i}_end", **layer)
+            row, boxes = [self.view, self.state, strength, start, end], (strength, start, end)
+            # .change, not .input or .release: it is the one event that a drag (always_last: one
+            # render in flight, then the latest value), the keyboard, the number box and the reset
+            # icon all fire. Setting the slider to the value already shown fires nothing.
+            strength.change(bind(self.set_direction, i, boxes), row, [*boxes, *self.out], **self.fast)
             for box in (start, end):
-                box.input(bind(self.set_direction, i), row, self.out, **self.fast)
+                box.input(bind(self.set_direction, i, boxes), row, [*boxes, *self.out], **self.fast)
         with gr.Row():
             more = gr.Button(f"More directions ({shown} of {limit} shown)", size="sm", interactive=shown < limit,
                              elem_id="dirs_more")
@@ -85,7 +86,7 @@ class Panels:
         gr.Markdown("Take the checked style layers from seed B (coarse = pose and shape, middle = features, "
                     "fine = colour and texture).")
         with gr.Row(equal_height=True):
-            mix_seed = gr.Number(state.mix_seed, label="Seed B", precision=0, minimum=0, maximum=MAX_SEED,
+            mix_seed = Number(state.mix_seed, label="Seed B", precision=0, minimum=0, maximum=MAX_SEED,
                                  scale=3, interactive=True, elem_id="mix_seed")
             mix_random = gr.Button("🎲 Random B", scale=1, min_width=90, elem_id="mix_seed_random")
         info = engine.info()
@@ -98,11 +99,11 @@ class Panels:
                        for name, layers in presets.items() if layers or name == "none"}
         mix = [self.view, self.state, mix_seed, *groups]
         for c in (mix_seed, *groups):
-            c.input(bind(self.set_mixing), mix, self.out, **self.fast)
+            c.input(bind(self.set_mixing, mix_seed), mix, [mix_seed, *self.out], **self.fast)
         mix_random.click(bind(self.random_mix_seed, mix_seed), mix, [mix_seed, *self.out], **self.fast)
         for name, btn in buttons.items():
-            btn.click(bind(self.preset, presets[name], groups), [self.view, self.state, mix_seed],
-                      [*groups, *self.out], **self.fast)
+            btn.click(bind(self.preset, presets[name], groups, mix_seed), [self.view, self.state, mix_seed],
+                      [*groups, mix_seed, *self.out], **self.fast)
 
     def mixing_grid_panel(self, key, user) -> None:
         if key is None or user is None or not self.engine(user.state).supports_style_mixing:
@@ -112,7 +113,10 @@ class Panels:
                 rows = gr.Textbox("1-3", label="Row seeds (A)", interactive=True, elem_id="grid_rows")
                 cols = gr.Textbox("4-7", label="Column seeds (B)", interactive=True, elem_id="grid_cols")
             make = gr.Button("Make grid (checked layers, or coarse)", elem_id="grid_make")
-            grid = gr.Image(type="pil", format="png", show_label=False, interactive=False, elem_id="grid_image")
+            grid = gr.Image(type="pil", format="png", label="rows: seeds A · columns: seeds B", interactive=False,
+                            elem_id="grid_image")
+        # Everything that can be wrong is checked first, with no outputs: a refused grid leaves the
+        # last one in place, with no error badge.
         make.click(bind(self.check_grid), [rows, cols], None, concurrency_limit=None, api_visibility="private",
                    show_progress="hidden") \
             .success(bind(self.make_grid), [self.state, rows, cols], grid, concurrency_id="grid",
@@ -131,8 +135,8 @@ class Panels:
         self.keyframes = gr.Textbox("0,1,2,3", label="Keyframe seeds", info="e.g. 5,9,12 or 0-3",
                                     elem_id="export_seeds")
         with gr.Row():
-            self.frames = gr.Slider(1, 120, 12, step=1, label="Frames per seed", elem_id="export_frames")
-            self.fps = gr.Slider(1, 60, 24, step=1, label="fps", info="GIF: at most 50", elem_id="export_fps")
+            self.frames = Slider(*FRAMES_RANGE, 12, step=1, label="Frames per seed", elem_id="export_frames")
+            self.fps = Slider(*FPS_RANGE, 24, step=1, label="fps", info="GIF: at most 50", elem_id="export_fps")
         with gr.Row():
             self.space = gr.Radio([("Z slerp", "z"), ("W lerp", "w")], value="z", label="Path", min_width=150,
                                   elem_id="export_space")
@@ -141,6 +145,7 @@ class Panels:
             self.size = gr.Dropdown([128, 256, 512], value=256, label="Size (px)", elem_id="export_size")
             self.loop = gr.Checkbox(True, label="Loop back to the first seed", elem_id="export_loop")
         self.export_btn = gr.Button("Export", variant="primary", elem_id="export_button")
+        self.export_note = gr.Markdown("", elem_id="export_note")
         with gr.Row():
             self.preview = gr.Image(type="filepath", label="Preview", interactive=False, elem_id="export_preview")
             self.preview_video = gr.Video(label="Preview", interactive=False, visible=False, elem_id="export_video")

@@ -1,0 +1,105 @@
+"""The callbacks that make files or grids: sessions, mixing grids, interpolation exports."""
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from gan.seeds import parse_seeds
+
+from ..engine import MAX_GRID_SEEDS, check_seeds
+from ..export import GIF_MAX_FPS
+from ..session import ExplorerError
+from .callbacks import EXPORT_KEEP_S, FPS_RANGE, FRAMES_RANGE, auto_keyframes
+from .widgets import adjusted, clamp
+
+
+class Files:
+    """Mixed into ExplorerUI, after Callbacks (self.engine, self.roots)."""
+
+    def save_session(self, user):
+        if user is None:
+            raise ExplorerError("no model loaded: nothing to save")
+        state = self.engine(user.state).check_state(user.state)
+        # Named by the model's ref, never the server's path: it loads on any machine with that model.
+        portable = state.replace(model=self.roots.ref_of(state.model))
+        return str(portable.save(self.new_export_folder() / f"session-seed{state.seed}.json"))
+
+    def make_grid(self, user, rows, cols):
+        state = user.state if user is not None else None
+        engine = self.engine(state)
+        layers = list(state.mix_layers) or None
+        tile = engine.img_resolution * max(1, 128 // engine.img_resolution)
+        rows, cols = parse_seeds(rows), parse_seeds(cols)
+        image = engine.mixing_grid(state, rows, cols, layers=layers, preset=None if layers else "coarse", size=tile)
+        taken = f"layers {', '.join(map(str, layers))}" if layers else "the coarse layers"
+        return gr.update(value=image, label=f"rows: seeds {', '.join(map(str, rows))} (A) · columns: seeds "
+                                            f"{', '.join(map(str, cols))} (B), {taken} from B")
+
+    @staticmethod
+    def check_grid(rows, cols):
+        check_seeds(parse_seeds(rows), "row seeds", MAX_GRID_SEEDS)
+        check_seeds(parse_seeds(cols), "column seeds", MAX_GRID_SEEDS)
+
+    @staticmethod
+    def export_values(frames, fps, fmt) -> tuple[int, int, list[str]]:
+        """Frames per seed and fps within the sliders' ranges (GIF: at most GIF_MAX_FPS), and what
+        was adjusted, said in words."""
+        if frames is None or fps is None:
+            raise ExplorerError("give the frames per seed and the fps")
+        hi_fps = min(FPS_RANGE[1], GIF_MAX_FPS) if fmt == "GIF" else FPS_RANGE[1]
+        f = clamp(frames, *FRAMES_RANGE, "frames per seed", integer=True, warn=False)
+        p = clamp(fps, FPS_RANGE[0], hi_fps, f"{fmt} fps", integer=True, warn=False)
+        notes = [adjusted(frames, f, *FRAMES_RANGE, "frames per seed")] if f != frames else []
+        notes += [adjusted(fps, p, FPS_RANGE[0], hi_fps, f"{fmt} fps")] if p != fps else []
+        return f, p, notes
+
+    def export_seeds(self, user, keyframes, frames, space, loop, fps, size, fmt) -> list[int]:
+        """The keyframe seeds, once everything the export needs is valid (cheap: nothing rendered)."""
+        state = user.state if user is not None else None
+        engine = self.engine(state)
+        seeds = parse_seeds(keyframes) if keyframes and keyframes.strip() else \
+            [int(s) for s in auto_keyframes(state.seed).split(",")]
+        frames, fps, _ = self.export_values(frames, fps, fmt)
+        engine.check_path(seeds, frames, space, bool(loop))
+        return seeds
+
+    def check_export(self, *args) -> None:
+        self.export_seeds(*args)
+
+    def adjust_export(self, user, keyframes, frames, space, loop, fps, size, fmt):
+        """The frames and fps boxes set to what the export will use, and a line that says so."""
+        f, p, notes = self.export_values(frames, fps, fmt)
+        seeds = self.export_seeds(user, keyframes, f, space, loop, p, size, fmt)
+        n = self.engine(user.state).check_path(seeds, f, space, bool(loop))
+        note = f"{n} frames at {p} fps ({n / p:.1f} s)" + "".join(f"; {x}" for x in notes)
+        return {self.frames: f, self.fps: p, self.export_note: note}
+
+    def export(self, user, keyframes, frames, space, loop, fps, size, fmt, progress=gr.Progress()):
+        seeds = self.export_seeds(user, keyframes, frames, space, loop, fps, size, fmt)
+        path = self.write_export(user.state, seeds, int(frames), space, bool(loop), float(fps), int(size), fmt,
+                                progress)
+        is_gif = path.suffix == ".gif"
+        return (gr.update(value=str(path) if is_gif else None, visible=is_gif),
+                gr.update(value=None if is_gif else str(path), visible=not is_gif), str(path))
+
+    def write_export(self, state, seeds, frames, space, loop, fps, size, fmt, progress) -> Path:
+        out = self.new_export_folder() / f"interpolation-{seeds[0]}-{seeds[-1]}{'.gif' if fmt == 'GIF' else '.mp4'}"
+        progress(0, desc="rendering frames")
+        return self.engine(state).export(state, seeds, out, frames_per_segment=frames, space=space, loop=loop,
+                                         fps=fps, size=size, progress=lambda f, text: progress(f, desc=text))
+
+    def new_export_folder(self) -> Path:
+        """A fresh, unguessably named folder under the export root (a user's files are reachable
+        only through the link handed to that user); folders older than EXPORT_KEEP_S are removed."""
+        self.export_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cutoff = time.time() - EXPORT_KEEP_S
+        for old in self.export_root.iterdir():
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        folder = self.export_root / secrets.token_urlsafe(24)
+        folder.mkdir(mode=0o700)
+        return folder
