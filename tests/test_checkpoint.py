@@ -76,17 +76,23 @@ def test_corrupt_safetensors_file_gives_one_line_error(tiny_stylegan2, tmp_path)
     assert "not a readable safetensors file" in one_line(e)
 
 
-def test_pickles_are_refused_without_being_opened(tmp_path):
+def test_hostile_pickles_are_refused_without_running_anything(tmp_path, monkeypatch):
+    """A .pkl goes through the restricted importer (which refuses os.system by name); other pickle
+    suffixes are refused unopened; a folder of pickles points at them. The payload never runs."""
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "cache"))
+
     class Boom:
         def __reduce__(self):
             return (os.system, (f"touch {tmp_path}/pwned",))
     (tmp_path / "network-snapshot.pkl").write_bytes(pickle.dumps(Boom()))
     (tmp_path / "g.pt").write_bytes(pickle.dumps(Boom()))
-    for path in [tmp_path / "network-snapshot.pkl", tmp_path / "g.pt", tmp_path]:
+    for path, expect in [(tmp_path / "network-snapshot.pkl", "refusing posix.system: not a tensor or container"),
+                         (tmp_path / "g.pt", "arbitrary code"), (tmp_path, "network pickles")]:
         with pytest.raises(CheckpointError) as e:
             load_model(path)
-        assert "pickle" in one_line(e) and "arbitrary code" in str(e.value)
+        assert expect in one_line(e)
     assert not (tmp_path / "pwned").exists()
+    assert not (tmp_path / "cache" / "imports").exists() or not any((tmp_path / "cache" / "imports").iterdir())
 
 
 def test_config_problems_are_refused(tiny_stylegan2, tmp_path):

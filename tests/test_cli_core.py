@@ -76,7 +76,7 @@ def test_user_errors_exit_nonzero_with_one_line(args, expect, tiny_stylegan2, tm
 def test_every_command_has_help():
     from gan.__main__ import build_parser
     commands = build_parser()._subparsers._group_actions[0].choices  # what `python -m gan` offers
-    assert set(commands) == {"new", "info", "generate", "pack", "train", "metrics"}
+    assert set(commands) == {"new", "info", "generate", "pack", "train", "metrics", "import"}
     for cmd in commands:
         out = gan(cmd, "--help").stdout
         assert out.startswith(f"usage: python -m gan {cmd}") and "--" in out
