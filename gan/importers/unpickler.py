@@ -1,4 +1,6 @@
 """A restricted unpickler for NVIDIA's network pickles: the file is parsed as data, no code from it runs.
+(One concept, kept in one file on purpose: the opcode table, the allow-list and the validating rebuilds
+must be read together to judge what a hostile file can do.)
 
 A pickle may name any importable callable and call it (GLOBAL + REDUCE), and NVIDIA's own loader goes
 further: it executes the module source embedded in the file. Here the standard library's pure-Python
