@@ -476,3 +476,38 @@ def test_a_refused_mixing_grid_keeps_the_last_one_and_labels_its_seeds(page):
     error_toast(page, "too many row seeds")
     assert img_src(page, "#grid_image") == src
     assert page.locator("#grid_image .error").count() == 0
+
+
+# ---- a phone ----------------------------------------------------------------------------------
+
+PHONE_SHOT = ROOT / "docs" / "screenshot-phone.png"
+
+
+def test_on_a_phone_the_image_stays_in_view_while_sliders_move(browser, app, engine):
+    """390x844: the image comes first and stays pinned at the top while the sliders scroll under
+    it; the screenshot goes to docs/screenshot-phone.png."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                              has_touch=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    try:
+        pg.goto(app.url)
+        pg.locator(f"{IMAGE} img").wait_for(state="visible", timeout=60_000)
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390       # no sideways scrolling
+        pg.locator("#dir6").scroll_into_view_if_needed()
+        img = pg.locator(f"{IMAGE} img").bounding_box()
+        slider = pg.locator("#dir6").bounding_box()
+        assert pg.evaluate("window.scrollY") > 300                              # the page did scroll
+        assert 0 <= img["y"] and img["y"] + img["height"] <= 844 and img["height"] >= 200, img
+        assert slider["y"] >= img["y"] + img["height"] - 1, (img, slider)      # the slider is below, not under
+        src = img_src(pg)
+        set_number(pg, "#dir6", 3)
+        wait_src_change(pg, src)
+        assert pg.locator(f"{IMAGE} img").bounding_box()["y"] >= 0              # still in view
+        np.testing.assert_array_equal(pixels(pg), engine_pixels(engine, edits=[(6, 3.0, 0, engine.num_ws)]))
+        pg.mouse.click(5, 5)
+        PHONE_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(PHONE_SHOT))
+        assert Image.open(PHONE_SHOT).size == (390, 844)
+    finally:
+        ctx.close()

@@ -49,6 +49,21 @@ CSS = """
 #stages .grid-wrap, #snapshots .grid-wrap { height: auto !important; min-height: 0 !important; }
 #stages .grid-container { padding-top: 0 !important; }
 footer { display: none !important; }
+/* gradio's container hides overflow, which makes it the scroll box of every sticky element inside
+   (one that never scrolls, so nothing sticks): clip instead, which is not a scroll box. */
+.gradio-container { overflow: clip !important; }
+/* A phone: one column, the image first and pinned at the top while the sliders scroll under it. */
+@media (max-width: 760px) {
+  #explorer { flex-direction: column !important; flex-wrap: nowrap !important; }
+  #explorer > .column { min-width: 0 !important; width: 100% !important; flex: none !important; }
+  #image_col { order: -1; position: sticky; top: 0; z-index: 1000; align-self: stretch;
+               background: var(--body-background-fill); padding: 4px 0; }
+  #image img { max-height: 38vh; object-fit: contain; }
+  #image { max-width: 38vh; }
+  .dir-row { flex-wrap: wrap !important; }
+  .dir-row > div:first-child { flex: 1 1 100% !important; }
+  .dir-row .layer { flex: 1 1 40% !important; min-width: 0 !important; }
+}
 """
 
 
