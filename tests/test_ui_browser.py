@@ -305,6 +305,7 @@ def test_session_saves_and_loads_as_json(page, tmp_path):
     link = page.locator("#session_file a[href]").first
     link.wait_for(state="attached")
     saved = json.loads(page.request.get(link.get_attribute("href")).body())
+    assert saved["model"] == "tiny-sg2"          # its name, not this server's path: loads on any machine
     assert saved["seed"] == 11 and saved["edits"] == [{"component": 2, "strength": 2.0, "start": 0, "end": 8}]
     saved.update(seed=12, edits=[{"component": 1, "strength": -1.5, "start": 0, "end": 4}])
     path = tmp_path / "session.json"
@@ -362,7 +363,12 @@ def test_without_models_a_placeholder_then_a_pggan_loaded_by_path(browser, empty
         pg.locator("#placeholder").wait_for(state="visible")
         assert "No model" in pg.locator("#placeholder").inner_text()
         assert not pg.locator("#image").is_visible()
-        pg.locator("#model_path textarea, #model_path input").first.fill(str(models.pggan))
+        box = pg.locator("#model_path textarea, #model_path input").first
+        box.fill(str(models.root / "no-such-run" / "final"))
+        pg.locator("#model_load").click()
+        message = error_toast(pg, "no model folder at")
+        assert str(models.root) not in message and "/tmp" not in message, message   # no server path
+        box.fill(str(models.pggan))
         pg.locator("#model_load").click()
         pg.locator("#image img").wait_for(state="visible", timeout=60_000)
         assert "PGGAN" in pg.locator("#model_info").inner_text()
