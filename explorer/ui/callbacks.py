@@ -38,6 +38,13 @@ class UserSession:
         self.lock = threading.RLock()
 
 
+def corrected(widget, used, typed) -> dict:
+    """{widget: used} when the value used differs from the one typed, else {}: a widget is set only
+    to correct it, never to the value it already shows (that would pull a slider back from where
+    it is being dragged to, while the newer value's render is queued)."""
+    return {widget: used} if used != typed else {}
+
+
 def auto_keyframes(seed: int) -> str:
     return ",".join(str(min(MAX_SEED, seed + i)) for i in range(4))
 
@@ -94,8 +101,9 @@ class Callbacks:
     def set_seed(self, view, user, seed, keyframes):
         if user is None or seed is None:          # no model, or the box is being retyped
             return {}
-        old, seed = user.state.seed, clamp(seed, 0, MAX_SEED, "seed", integer=True)
-        out = {self.seed: seed, **self.change(user, view, lambda s, e: s.replace(seed=seed))}
+        old, typed = user.state.seed, seed
+        seed = clamp(typed, 0, MAX_SEED, "seed", integer=True)
+        out = {**corrected(self.seed, seed, typed), **self.change(user, view, lambda s, e: s.replace(seed=seed))}
         if (keyframes or "").strip() in ("", auto_keyframes(old)):   # not edited by hand: follow
             out[self.keyframes] = auto_keyframes(seed)
         return out
@@ -107,8 +115,8 @@ class Callbacks:
     def set_psi(self, view, user, psi):
         if user is None or psi is None:
             return {}
-        psi = clamp(psi, *PSI_RANGE, "truncation ψ")
-        return {self.psi: psi, **self.change(user, view, lambda s, e: s.replace(truncation_psi=psi))}
+        typed, psi = psi, clamp(psi, *PSI_RANGE, "truncation ψ")
+        return {**corrected(self.psi, psi, typed), **self.change(user, view, lambda s, e: s.replace(truncation_psi=psi))}
 
     def set_noise(self, view, user, noise):
         return self.change(user, view, lambda s, e: s.replace(noise_mode=noise))
@@ -118,6 +126,7 @@ class Callbacks:
         (strength, from, to) widgets, which are set to what was applied."""
         if user is None or strength is None or start is None or end is None:
             return {}
+        typed = (strength, start, end)
         strength = clamp(strength, -STRENGTH_RANGE, STRENGTH_RANGE, f"direction {i}")
         engine = self.engine(user.state)
         if engine.num_ws > 1 and int(start) > int(end):       # refused: the boxes go back
@@ -130,7 +139,9 @@ class Callbacks:
             if engine.num_ws == 1:
                 return state.with_edit(i, strength)
             return state.with_edit(i, strength, int(start), int(end) + 1)
-        return {**dict(zip(boxes, (strength, int(start), int(end)))), **self.change(user, view, edit)}
+        fixes = {k: v for box, used, raw in zip(boxes, (strength, int(start), int(end)), typed)
+                 for k, v in corrected(box, used, raw).items()}
+        return {**fixes, **self.change(user, view, edit)}
 
     def reset_directions(self, view, user, key):
         out = self.change(user, view, lambda s, e: s.replace(edits=[]))
@@ -144,12 +155,13 @@ class Callbacks:
         if user is None or mix_seed is None:
             return {}
         layers = sorted({int(i) for g in groups for i in (g or [])})
-        mix_seed = clamp(mix_seed, 0, MAX_SEED, "seed B", integer=True)
-        return {box: mix_seed,
+        typed, mix_seed = mix_seed, clamp(mix_seed, 0, MAX_SEED, "seed B", integer=True)
+        return {**corrected(box, mix_seed, typed),
                 **self.change(user, view, lambda s, e: s.replace(mix_seed=mix_seed, mix_layers=layers))}
 
     def random_mix_seed(self, box, view, user, mix_seed, *groups):
-        return self.set_mixing(box, view, user, random.randint(0, 99_999), *groups)
+        seed = random.randint(0, 99_999)
+        return {box: seed, **self.set_mixing(box, view, user, seed, *groups)}
 
     def preset(self, layers, groups, box, view, user, mix_seed):
         values = [[v for _, v in g.choices if v in layers] for g in groups]

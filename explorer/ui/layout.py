@@ -176,8 +176,9 @@ class ExplorerUI(Panels, Files, Callbacks):
                          self.model_dd, self.placeholder, self.dirs_key, self.mix_key]
         # Opening a model or a session: a quick check with no outputs first (a bad name or file is a
         # toast, not an error badge on every output), then the work in the load lane, with its
-        # progress over the image. The page's first model is usually warm: it opens in the render lane,
-        # so a new visitor does not wait behind another's model load.
+        # progress over the image. The page's first model is warm (app.py loads it before serving): it opens
+        # in a "start" lane as wide as the render lane, so a new visitor does not wait behind
+        # another's model load.
         load = dict(concurrency_id="load", concurrency_limit=1, api_visibility="private", show_progress="full",
                     show_progress_on=[self.placeholder, self.image])
         quick = dict(concurrency_limit=None, api_visibility="private", show_progress="hidden")
