@@ -188,3 +188,26 @@ def test_a_model_that_is_not_ours_caches_directions_in_the_user_cache(tmp_path):
     before = tree(uploads)
     d = Engine(folder, show_bars=False, **{**kw, "cache_dir": cache}).directions()
     assert tree(uploads) == before and Path(d.source).is_relative_to(cache)
+
+
+def test_public_mode_is_on_on_a_space_unless_local_is_asked():
+    import app as app_module
+    assert app_module.public_mode(app_module.parse_args([]), {}) is False
+    assert app_module.public_mode(app_module.parse_args([]), {"SPACE_ID": "u/x"}) is True
+    assert app_module.public_mode(app_module.parse_args(["--local"]), {"SPACE_ID": "u/x"}) is False
+    assert app_module.public_mode(app_module.parse_args(["--public"]), {}) is True
+
+
+def test_public_mode_refuses_a_model_path_at_start_up(tmp_path):
+    """Even the operator's --model is a name in the models folder in public mode: exit 2, one line."""
+    import subprocess
+    import sys
+    from ui_helpers import ROOT
+    from gan.commands import new_model
+    folder = new_model(tmp_path / "elsewhere" / "m", tiny_config("stylegan2"), seed=1)
+    (tmp_path / "models").mkdir()
+    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "--public", "--models-dir", str(tmp_path / "models"),
+                          "--model", str(folder), "--port", "1"], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 2
+    assert run.stderr.strip() == "error: unknown model: choose one of (none installed)"
