@@ -43,7 +43,7 @@ def learned(final, swd_ratio: float, mean_ratio: float) -> None:
 
 
 def test_a_short_stylegan2_run_on_digits_learns(tmp_path, one_thread):
-    # 1 kimg at 16x16 (63 steps, ~15 s on one CPU thread); measured: SWD 265 -> 77, mean image 0.58 -> 0.16.
+    # 1 kimg at 16x16 (63 steps, ~15 s on one CPU thread); measured: SWD 412 -> 112, mean image 0.56 -> 0.14.
     final = train(TrainConfig(arch="stylegan2", resolution=16, w_dim=32, mapping_layers=2, kimg=1.0, tick_kimg=1.0,
                               out=str(tmp_path / "run"), **SMALL))
     learned(final, swd_ratio=0.5, mean_ratio=0.5)
@@ -51,7 +51,7 @@ def test_a_short_stylegan2_run_on_digits_learns(tmp_path, one_thread):
 
 def test_a_short_pggan_run_on_digits_learns(tmp_path, one_thread):
     # 8x8 after a quarter kimg at 4x4 and a quarter of fade-in, 2 kimg in all (~10 s); PGGAN's WGAN-GP at
-    # lr 0.001 moves more slowly: measured SWD 470 -> 257, mean image 0.66 -> 0.25.
+    # lr 0.001 moves more slowly: measured SWD 469 -> 261, mean image 0.66 -> 0.25.
     final = train(TrainConfig(arch="pggan", resolution=8, kimg=2.0, tick_kimg=2.0, phase_kimg=0.25,
                               pggan_batch="4:16,8:16", out=str(tmp_path / "run"), **SMALL))
     learned(final, swd_ratio=0.75, mean_ratio=0.6)
