@@ -486,12 +486,12 @@ def test_a_refused_mixing_grid_keeps_the_last_one_and_labels_its_seeds(page):
 
 # ---- a phone ----------------------------------------------------------------------------------
 
-PHONE_SHOT = ROOT / "docs" / "screenshot-phone.png"
+PHONE_SHOT = Path(os.environ.get("E2E_PHONE_SHOT", ROOT / "artifacts" / "screenshot-phone.png"))
 
 
 def test_on_a_phone_the_image_stays_in_view_while_sliders_move(browser, app, engine):
     """390x844: the image comes first and stays pinned at the top while the sliders scroll under
-    it; the screenshot goes to docs/screenshot-phone.png."""
+    it; the screenshot goes to $E2E_PHONE_SHOT (default artifacts/screenshot-phone.png)."""
     ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
                               has_touch=True)
     pg = ctx.new_page()
