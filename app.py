@@ -1,11 +1,13 @@
-"""python app.py [--model NAME|DIR] [--public] [--host 127.0.0.1] [--port 7860]: open the latent-space explorer.
+"""python app.py [--model NAME|DIR|FILE.pkl] [--public] [--host 127.0.0.1] [--port 7860]: open the latent-space explorer.
 
-The model: --model (a folder name in assets/models/ or a path), else $GLE_MODEL, else the folder
+The model: --model (a folder name in assets/models/, a path, or an NVIDIA network .pkl, imported
+safely into the user cache first), else $GLE_MODEL, else the folder
 named in assets/models/DEFAULT, else the first model there by name; with none, the page says so
 and lets you load a folder by path. Host and port: the flags, else Gradio's GRADIO_SERVER_NAME /
 GRADIO_SERVER_PORT, else 127.0.0.1:7860 (0.0.0.0 on Hugging Face Spaces, where SPACE_ID is set).
 --public (automatic where SPACE_ID is set; --local turns it off): models only from the models
-folder, no path box, no server path in any answer (see explorer/ui/models.py).
+folder or uploaded, no path box, no server path in any answer (see explorer/ui/models.py).
+--max-upload-mb: the largest model a visitor may upload (default 1024; stated beside the control).
 Also: $GLE_MODELS_DIR (instead of assets/models), $GLE_THREADS (torch threads), $GLE_DEBUG=1
 (log each callback's time). Analytics are off.
 """
@@ -24,8 +26,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python app.py", description="GAN Latent Explorer: a web UI over a trained "
                                 "StyleGAN2 or PGGAN model (PCA directions, style mixing, stages, export).")
-    p.add_argument("--model", default=None, help="model folder name in --models-dir, or a model folder path "
-                   "(default: $GLE_MODEL, else the DEFAULT file's choice, else the first by name)")
+    p.add_argument("--model", default=None, help="model folder name in --models-dir, a model folder path, or an "
+                   "NVIDIA network .pkl (default: $GLE_MODEL, else the DEFAULT file's choice, else the first by name)")
     p.add_argument("--models-dir", default=None, help="folder of shipped models (default: assets/models)")
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 on Spaces)")
     p.add_argument("--port", type=int, default=None, help="port (default $GRADIO_SERVER_PORT or 7860)")
@@ -37,6 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode.add_argument("--local", dest="public", action="store_false", help="local trust mode, also on a Space")
     p.add_argument("--render-workers", type=int, default=None, help="renders run at once (default: the cores "
                    "divided by --threads)")
+    p.add_argument("--max-upload-mb", type=int, default=None, help="largest model file a user may upload, in MB "
+                   "(default 1024)")
     return p.parse_args(argv)
 
 
@@ -73,6 +77,7 @@ def main(argv=None) -> int:
     threads = torch_threads(args)
     torch.set_num_threads(threads)
     from explorer import ui
+    from gan.io.checkpoint import resolve_model_folder
     models_dir = args.models_dir or os.environ.get("GLE_MODELS_DIR") or ui.MODELS_DIR
     host, port = server_address(args)
     public = public_mode(args)
@@ -84,6 +89,7 @@ def main(argv=None) -> int:
         # page can reach lies in the allowed roots.
         model = roots.resolve(asked) if asked else ui.default_model(models_dir)
         if model is not None:
+            model = resolve_model_folder(model)   # a .pkl: imported once (a progress bar), then its folder
             ui.warm_up(model, **roots.engine_kwargs(model))
     except (ValueError, OSError) as e:  # a bad --model, or a broken shipped model: one line
         if asked:
@@ -93,8 +99,8 @@ def main(argv=None) -> int:
         model = None
     if model is None:
         print(f"no model in {models_dir}: the page will ask for a model folder", file=sys.stderr)
-    ui.ExplorerUI(model, models_dir, public=public, render_workers=render_workers(args, threads)) \
-        .launch(host=host, port=port)
+    ui.ExplorerUI(model, models_dir, public=public, render_workers=render_workers(args, threads),
+                  max_upload_mb=args.max_upload_mb or ui.MAX_UPLOAD_MB).launch(host=host, port=port)
     return 0
 
 

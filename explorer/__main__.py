@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from gan.cli import positive_int, run_command
+from gan.cli import int_at_least, positive_int, run_command
 
 from .session import NOISE_MODES, DirectionSettings, ExplorerError, ExplorerState, parse_edit
 
@@ -56,6 +56,8 @@ def state_from_args(args, need_seed: bool = True) -> ExplorerState:
         changes["model"] = str(args.model)
     if getattr(args, "seed", None) is not None:
         changes["seed"] = args.seed
+    if getattr(args, "class_idx", None) is not None:
+        changes["class_idx"] = args.class_idx
     if args.trunc is not None:
         changes["truncation_psi"] = args.trunc
     if args.noise_mode is not None:
@@ -190,9 +192,12 @@ def cmd_card(args) -> int:
 
 def add_state_args(p: argparse.ArgumentParser, seed: bool = True, edits: bool = True) -> None:
     g = p.add_argument_group("image state")
-    g.add_argument("--model", default=None, help="model folder (config.json + G.safetensors)")
+    g.add_argument("--model", default=None, help="model folder (config.json + G.safetensors) or an NVIDIA "
+                                                 "network .pkl (imported safely into the cache)")
     if seed:
         g.add_argument("--seed", type=seed_int, default=None, help="image seed (z as the official tools make it)")
+    g.add_argument("--class", dest="class_idx", type=int_at_least(0), default=None, metavar="C",
+                   help="class of a conditional model (required there, as the official generate.py's --class)")
     g.add_argument("--trunc", type=float, default=None, help="truncation psi (1 = none, default; 0.7 is typical)")
     g.add_argument("--noise-mode", choices=NOISE_MODES, default=None, help="noise inputs (default const)")
     if edits:
@@ -215,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compute the GANSpace PCA directions of a model (cached next to it, or in "
                                    "~/.cache/gan-latent-explorer when the folder is read-only) and print a table "
                                    "of explained variance.")
-    p.add_argument("--model", required=True, help="model folder")
+    p.add_argument("--model", required=True, help="model folder or network .pkl")
     p.add_argument("--samples", type=positive_int, default=DirectionSettings.samples,
                    help="latents sampled for the PCA (default %(default)s)")
     p.add_argument("--components", type=positive_int, default=DirectionSettings.components,

@@ -1,7 +1,9 @@
 """Interpretable latent directions by PCA, as in GANSpace (Härkönen et al. 2020), cached per model.
 
 StyleGAN2: PCA of `samples` w vectors, w = mapping(z) without truncation, z ~ N(0, I) drawn
-from a torch generator seeded with `settings.seed`. The mapping runs in batches; the mean and
+from a torch generator seeded with `settings.seed`; a conditional model's w are sampled over all its
+classes (each sample's class uniform, drawn from the same generator), so one set of directions
+serves every class, as an edit means the same offset in w whatever the class. The mapping runs in batches; the mean and
 covariance are accumulated batch by batch (float32 batches, float64 running sums) and the
 [w_dim, w_dim] covariance is diagonalised with torch.linalg.eigh. Components come out unit
 length, mutually orthogonal and sorted by explained variance; `stdev` is the square root of
@@ -244,7 +246,11 @@ def _w_directions(G, settings, progress, bar, batch) -> dict:
     while done < n_total:
         n = min(batch, n_total - done)
         z = torch.randn(n, G.z_dim, generator=gen).to(device)
-        w = sample_w(z).to(torch.float32)
+        c = None
+        if G.mapping.c_dim:   # conditional: a uniformly random class per sample, one-hot [n, c_dim]
+            classes = torch.randint(G.mapping.c_dim, (n,), generator=gen)
+            c = torch.nn.functional.one_hot(classes, G.mapping.c_dim).to(device, torch.float32)
+        w = sample_w(z, c).to(torch.float32)
         if shift is None:
             shift = w.mean(dim=0)
         d = w - shift

@@ -11,7 +11,8 @@ small input checks its methods share; it is longer than our usual ~400 lines for
     engine.export(state, seeds=[1, 2, 3], out="walk.gif", frames_per_segment=30, loop=True)
 
 Seeds -> z as the official tools (gan.seeds.z_from_seeds); z -> ws through the mapping with
-truncation; StyleGAN2: style mixing replaces ws[:, mix_layers] by the mix seed's ws, then the
+truncation (a conditional model's mapping also takes the state's class as a one-hot label c, as the
+official generate.py's --class); StyleGAN2: style mixing replaces ws[:, mix_layers] by the mix seed's ws, then the
 edits add their offsets in w; PGGAN: the edits add to z before the mapping (see directions.py).
 Everything runs under torch.inference_mode(). With noise_mode "random" the noise is drawn from
 torch's generator seeded with the state's seed, so every state renders reproducibly.
@@ -32,6 +33,7 @@ from PIL import Image
 from gan.io.checkpoint import CONFIG_NAME, G_NAME, CheckpointError, load_model, resolve_model_folder
 from gan.io.images import image_grid, to_pil, to_uint8, uint8_to_pil
 from gan.io.images import save_png as gan_save_png
+from gan.commands import class_labels
 from gan.seeds import z_from_seeds
 
 from . import mixing
@@ -136,6 +138,7 @@ class Engine:
         self.cache_beside_model = cache_beside_model
         G = self.G
         self.arch, self.z_dim, self.w_dim, self.num_ws = G.arch, G.z_dim, G.w_dim, G.num_ws
+        self.c_dim = int(getattr(G, "c_dim", 0))   # classes of a conditional model; 0: unconditional
         self.img_resolution, self.img_channels = G.img_resolution, G.img_channels
         self.stage_resolutions = list(G.stage_resolutions)
         self.supports_style_mixing = bool(G.supports_style_mixing)
@@ -154,6 +157,7 @@ class Engine:
         return {
             "model": str(self.model_path), "arch": self.arch, "img_resolution": self.img_resolution,
             "img_channels": self.img_channels, "z_dim": self.z_dim, "w_dim": self.w_dim, "num_ws": self.num_ws,
+            "c_dim": self.c_dim,
             "stage_resolutions": self.stage_resolutions, "supports_style_mixing": self.supports_style_mixing,
             "layer_groups": [[r, ix] for r, ix in mixing.layer_groups(self.G)],
             "mixing_presets": mixing.presets(self.G) if self.supports_style_mixing else {},
@@ -162,6 +166,8 @@ class Engine:
         }
 
     def default_state(self, **changes) -> ExplorerState:
+        """A state of this model (class 0 of a conditional one unless `class_idx` is given)."""
+        changes.setdefault("class_idx", 0 if self.c_dim else None)
         return self.check_state(ExplorerState(model=str(self.model_path)).replace(**changes))
 
     def num_components(self, settings: DirectionSettings | None = None) -> int:
@@ -172,6 +178,13 @@ class Engine:
         if not isinstance(state, ExplorerState):
             raise ExplorerError(f"expected an ExplorerState, got {type(state).__name__}")
         state.validate()
+        if self.c_dim and state.class_idx is None:
+            raise ExplorerError(f"this model is conditional ({self.c_dim} classes): choose a class "
+                                f"0..{self.c_dim - 1} (--class on the command line)")
+        if not self.c_dim and state.class_idx is not None:
+            raise ExplorerError(f"class {state.class_idx} given, but this model is unconditional: drop the class")
+        if self.c_dim and state.class_idx >= self.c_dim:
+            raise ExplorerError(f"class {state.class_idx} is out of range: this model has classes 0..{self.c_dim - 1}")
         k = self.num_components(state.directions)
         for e in state.edits:
             if e.component >= k:
@@ -204,18 +217,24 @@ class Engine:
                 progress(1.0, "directions ready")
             return self._directions[settings]
 
+    def mapping(self, G, z: torch.Tensor, state: ExplorerState) -> torch.Tensor:
+        """z [N, z_dim] -> ws [N, num_ws, w_dim] through G's mapping with the state's truncation and,
+        for a conditional G, the state's class as its label (the state is already checked)."""
+        c = class_labels(G, state.class_idx, z.shape[0])
+        label = {} if c is None else {"c": c.to(z.device)}   # PGGAN's mapping takes no label
+        return G.mapping(z, **label, truncation_psi=state.truncation_psi)
+
     @torch.inference_mode()
     def ws_from_z(self, z: torch.Tensor, state: ExplorerState) -> torch.Tensor:
-        """z [N, z_dim] -> ws [N, num_ws, w_dim] with the state's truncation, mixing and edits."""
+        """z [N, z_dim] -> ws [N, num_ws, w_dim] with the state's class, truncation, mixing and edits."""
         dirs = self.directions(state.directions) if any(e.strength != 0 for e in state.edits) else None
-        psi = state.truncation_psi
         if self.arch == "pggan":
             if dirs is not None:
                 z = apply_edits_z(z, state.edits, dirs, self.num_ws)
-            return self.G.mapping(z, truncation_psi=psi)
-        ws = self.G.mapping(z, truncation_psi=psi)
+            return self.mapping(self.G, z, state)
+        ws = self.mapping(self.G, z, state)
         if state.is_mixed:
-            ws_b = self.G.mapping(self.z([state.mix_seed]), truncation_psi=psi)
+            ws_b = self.mapping(self.G, self.z([state.mix_seed]), state)
             ws = mixing.mix_ws(ws, ws_b, state.mix_layers)
         if dirs is not None:
             ws = apply_edits_ws(ws, state.edits, dirs)
@@ -351,7 +370,7 @@ class Engine:
                 log.warning("skipping stage snapshot %s: z_dim %d differs from the model's %d", folder, G.z_dim,
                             self.z_dim)
                 continue
-            ws = G.mapping(self.z([state.seed]), truncation_psi=state.truncation_psi)
+            ws = self.mapping(G, self.z([state.seed]), state)
             with self._lock, torch.random.fork_rng(devices=[]):
                 torch.manual_seed(state.seed)
                 img = G.synthesis(ws, noise_mode=state.noise_mode)

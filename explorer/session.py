@@ -1,7 +1,7 @@
 """The explorer's whole per-user state: a small frozen dataclass that round-trips through JSON.
 
-Everything the engine needs to reproduce an image lives here (model path, seed, truncation,
-noise mode, edits, style mixing, direction settings), so a UI keeps one `ExplorerState` per user
+Everything the engine needs to reproduce an image lives here (model path, seed, class of a
+conditional model, truncation, noise mode, edits, style mixing, direction settings), so a UI keeps one `ExplorerState` per user
 (or its `to_dict()`), every UI action is one engine call that takes a state and returns a new
 one or an image, and a saved session reloads to bit-identical pixels.
 
@@ -132,6 +132,7 @@ class ExplorerState:
     mix_seed: int | None = None      # StyleGAN2: seed whose ws replace ws[:, mix_layers]
     mix_layers: tuple[int, ...] = ()
     directions: DirectionSettings = field(default_factory=DirectionSettings)
+    class_idx: int | None = None     # class of a conditional model (its one-hot label c); None: unconditional
     format_version: int = FORMAT_VERSION
 
     # ---- validation (model-independent; Engine.check_state adds the model's limits) ---------
@@ -157,6 +158,8 @@ class ExplorerState:
             raise ExplorerError(f"mix layers {list(self.mix_layers)} must be sorted and distinct")
         if self.mix_layers and self.mix_seed is None:
             raise ExplorerError("mix layers are set but no mix seed: give a mix seed (or clear the layers)")
+        if self.class_idx is not None:
+            _check_int("class", self.class_idx, 0)
         if not isinstance(self.directions, DirectionSettings):
             raise ExplorerError("directions must be DirectionSettings")
         self.directions.validate()
@@ -194,6 +197,7 @@ class ExplorerState:
             "mix_seed": self.mix_seed,
             "mix_layers": list(self.mix_layers),
             "directions": self.directions.to_dict(),
+            "class_idx": self.class_idx,
         }
 
     @classmethod

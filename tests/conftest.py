@@ -11,6 +11,14 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_cache(tmp_path_factory):
+    """No test reads or writes the real user cache (~/.cache/gan-latent-explorer): $GAN_CACHE_DIR points
+    into the session's tmp folder unless a test sets its own (monkeypatch)."""
+    os.environ["GAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+
+
 TINY = dict(img_resolution=32, img_channels=3, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256,
             channel_max=32)
 

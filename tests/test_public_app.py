@@ -182,7 +182,7 @@ def test_a_model_that_is_not_ours_caches_directions_in_the_user_cache(tmp_path):
     from explorer.ui import ModelRoots
     uploads, cache = tmp_path / "uploads", tmp_path / "cache"
     folder = new_model(uploads / "up", tiny_config("stylegan2"), seed=2)
-    roots = ModelRoots(tmp_path / "models", public=True, uploads_dir=uploads)
+    roots = ModelRoots(tmp_path / "models", public=True)
     kw = roots.engine_kwargs(Path(folder))
     assert kw["cache_beside_model"] is False
     before = tree(uploads)
@@ -211,3 +211,23 @@ def test_public_mode_refuses_a_model_path_at_start_up(tmp_path):
                          env={"PATH": "/usr/bin:/bin", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 2
     assert run.stderr.strip() == "error: unknown model: choose one of (none installed)"
+
+
+def test_imported_models_resolve_by_their_ref_but_are_never_listed(tmp_path):
+    """An upload (imports/<sha256>) opens for whoever has its ref, in public mode too, but the Model box and
+    /models list only the models folder; a ref that is not an importer's folder name resolves nothing."""
+    from gan.commands import new_model
+    from explorer.session import ExplorerError
+    from explorer.ui import ModelRoots
+    imports = tmp_path / "imports"
+    sha = "ab" * 32
+    new_model(imports / sha, tiny_config("stylegan2"), seed=1)
+    new_model(imports / "plain-name", tiny_config("stylegan2"), seed=1)
+    (tmp_path / "models").mkdir()
+    roots = ModelRoots(tmp_path / "models", public=True, imports_dir=imports)
+    assert roots.names() == []
+    assert roots.resolve(f"imported/{sha}") == imports / sha
+    assert roots.ref_of(imports / sha) == f"imported/{sha}"
+    for bad in ("imported/plain-name", f"imported/{sha}/..", "imported/../imports/" + sha, sha):
+        with pytest.raises(ExplorerError, match="unknown model"):
+            roots.resolve(bad)

@@ -55,7 +55,8 @@ class App:
         self.startup_s = time.monotonic() - t0
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text()
 
     def stop(self) -> None:

@@ -6,7 +6,7 @@
     panels.py     the tabs' layouts; layout.py the page, its wiring and its queue lanes
     api.py        the public named endpoints (/render, /directions, ...), the same engine calls
 
-    python app.py [--model NAME|DIR] [--public]       # see app.py; ExplorerUI(model).launch(...) here
+    python app.py [--model NAME|DIR|FILE.pkl] [--public]       # see app.py; ExplorerUI(model).launch(...) here
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from ..engine import open_engine
 from .api import API_VERSION
-from .callbacks import DEFAULT_PSI, DISPLAY_SIZE
+from .callbacks import DEFAULT_PSI, DISPLAY_SIZE, MAX_UPLOAD_MB
 from .layout import ExplorerUI
 from .models import MODELS_DIR, ModelRoots, default_model, list_models, resolve_model
 
-__all__ = ["API_VERSION", "DEFAULT_PSI", "DISPLAY_SIZE", "ExplorerUI", "MODELS_DIR", "ModelRoots", "default_model",
+__all__ = ["API_VERSION", "DEFAULT_PSI", "DISPLAY_SIZE", "ExplorerUI", "MAX_UPLOAD_MB", "MODELS_DIR", "ModelRoots", "default_model",
            "list_models", "resolve_model", "warm_up"]
 
 

@@ -64,7 +64,8 @@ class Api:
                               truncation_psi=as_float(psi, "psi", -2.0, 2.0), noise_mode=noise or "const",
                               edits=tuple(parsed), mix_seed=None if mix_seed is None else
                               as_int(mix_seed, "mixing seed", 0, MAX_SEED),
-                              mix_layers=tuple(sorted(mixing.get("layers") or [])))
+                              mix_layers=tuple(sorted(mixing.get("layers") or [])),
+                              class_idx=0 if engine.c_dim else None)   # API v1 has no class: class 0
         return engine, engine.check_state(state.validate())
 
     @staticmethod

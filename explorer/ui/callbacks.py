@@ -9,7 +9,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from gan.io.checkpoint import read_config
+from gan.importers import import_zipped_folder
+from gan.io.checkpoint import NETWORK_PICKLE_SUFFIX, read_config, resolve_model_folder
 
 from ..engine import Engine, open_engine
 from ..session import MAX_SEED, ExplorerError, ExplorerState
@@ -26,6 +27,8 @@ PSI_RANGE = (0.0, 1.5)
 STRENGTH_RANGE = 5.0               # sigmas
 EXPORT_KEEP_S = 3600               # exported files are deleted after an hour
 FRAMES_RANGE, FPS_RANGE = (1, 120), (1, 60)     # the export sliders
+MAX_UPLOAD_MB = 1024               # default size limit of an uploaded model (--max-upload-mb)
+UPLOAD_SUFFIXES = (NETWORK_PICKLE_SUFFIX, ".zip")
 
 
 class UserSession:
@@ -54,8 +57,19 @@ def model_label(engine: Engine, name: str) -> str:
     kind = {"stylegan2": "StyleGAN2", "pggan": "PGGAN"}.get(engine.arch, engine.arch)
     colour = "RGB" if engine.img_channels == 3 else "greyscale"
     layers = f"{engine.num_ws} style layers" if engine.num_ws > 1 else "one latent for all layers"
+    classes = f" · {engine.c_dim} classes" if engine.c_dim else ""
     return (f"**{html.escape(name)}** · {kind} · {engine.img_resolution}×{engine.img_resolution} "
-            f"{colour} · {layers} · z {engine.z_dim}")
+            f"{colour} · {layers} · z {engine.z_dim}{classes}")
+
+
+def display_name(folder: str | Path, ref: str) -> str:
+    """What the page calls a model: its ref, an imported one by the file it came from."""
+    if not ref.startswith("imported/"):
+        return ref
+    source = read_config(folder)[1].get("source")
+    if isinstance(source, dict) and isinstance(source.get("file"), str):
+        return f"{source['file']} (imported)"
+    return ref
 
 
 class Callbacks:
@@ -121,6 +135,16 @@ class Callbacks:
     def set_noise(self, view, user, noise):
         return self.change(user, view, lambda s, e: s.replace(noise_mode=noise))
 
+    def set_class(self, view, user, class_idx):
+        if user is None or class_idx is None:
+            return {}
+        engine = self.engine(user.state)
+        if not engine.c_dim:
+            return {}
+        typed, class_idx = class_idx, clamp(class_idx, 0, engine.c_dim - 1, "class", integer=True)
+        return {**corrected(self.class_box, class_idx, typed),
+                **self.change(user, view, lambda s, e: s.replace(class_idx=class_idx))}
+
     def set_direction(self, i, boxes, view, user, strength, start, end):
         """Direction slider i (or its layer range) moved: the one edit of component i. boxes: the
         (strength, from, to) widgets, which are set to what was applied."""
@@ -178,15 +202,50 @@ class Callbacks:
         return self.open_model(self.initial_model, None, None, view, progress)
 
     def check_model(self, ref):
-        read_config(self.roots.resolve(ref))
+        folder = self.roots.resolve(ref)
+        if folder.suffix.lower() != NETWORK_PICKLE_SUFFIX:   # a .pkl is checked while it imports
+            read_config(folder)
 
     def on_model(self, ref, view, user, progress=gr.Progress()):
-        """Another model chosen (dropdown or path): lay the explorer out for it; keep seed, psi, noise."""
+        """Another model chosen (dropdown, or a folder or .pkl path): lay the explorer out for it; keep
+        seed, psi, noise (and the class, when the new model has it)."""
         folder = self.roots.resolve(ref)
+        if folder.suffix.lower() == NETWORK_PICKLE_SUFFIX:
+            folder = resolve_model_folder(folder, progress=lambda f, text: progress(f, desc=text))
+        return self.open_model(folder, self.kept(user), user, view, progress)
+
+    @staticmethod
+    def kept(user: UserSession | None) -> dict | None:
         s = None if user is None else user.state
-        keep = None if s is None else dict(seed=s.seed, truncation_psi=s.truncation_psi, noise_mode=s.noise_mode,
-                                           mix_seed=s.mix_seed)
-        return self.open_model(folder, keep, user, view, progress)
+        return None if s is None else dict(seed=s.seed, truncation_psi=s.truncation_psi, noise_mode=s.noise_mode,
+                                           mix_seed=s.mix_seed, class_idx=s.class_idx)
+
+    def check_upload(self, path):
+        """Cheap checks of an uploaded model file before it is imported: its kind and size."""
+        if not path:
+            raise ExplorerError("no file uploaded")
+        path = Path(path)
+        if path.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise ExplorerError(f"{path.name}: upload a network .pkl or a zipped model folder (.zip)")
+        size = path.stat().st_size
+        if size > self.max_upload_mb << 20:
+            raise ExplorerError(f"{path.name} is {size / 2**20:.0f} MB, over this server's upload limit of "
+                                f"{self.max_upload_mb} MB")
+
+    def on_upload(self, path, view, user, progress=gr.Progress()):
+        """An uploaded .pkl or zipped model folder: imported safely into the imports folder, opened for
+        this user (not listed for others). The upload itself is deleted once imported."""
+        self.check_upload(path)
+        path = Path(path)
+        report = lambda f, text: progress(f, desc=text.replace(str(path.parent) + "/", ""))  # noqa: E731
+        try:
+            if path.suffix.lower() == NETWORK_PICKLE_SUFFIX:
+                folder = resolve_model_folder(path, progress=report)
+            else:
+                folder = import_zipped_folder(path, self.max_upload_mb << 20, progress=report)
+        finally:
+            path.unlink(missing_ok=True)
+        return self.open_model(folder, self.kept(user), user, view, progress)
 
     def check_session(self, path, user):
         self.roots.resolve_saved(ExplorerState.load(path).model)
@@ -208,6 +267,8 @@ class Callbacks:
             state = loaded
         else:
             keep = {k: v for k, v in (loaded or {}).items() if v is not None}
+            if not engine.c_dim or keep.get("class_idx", engine.c_dim) >= engine.c_dim:
+                keep.pop("class_idx", None)      # the last model's class means nothing to this one
             state = engine.default_state(**{"truncation_psi": DEFAULT_PSI, **keep})
         if state.mix_seed is None:
             state = state.replace(mix_seed=1)           # seed B, shown even before a layer is checked
@@ -222,11 +283,15 @@ class Callbacks:
         with user.lock:
             user.state = state
         ref, version, mixes = self.roots.ref_of(engine.model_path), next(self._versions), engine.supports_style_mixing
-        return {self.state: user, self.model_info: model_label(engine, ref),
+        name = display_name(engine.model_path, ref)
+        return {self.state: user, self.model_info: model_label(engine, name),
                 self.placeholder: gr.update(visible=False),
-                self.model_dd: gr.update(choices=self.model_choices(ref), value=ref),
+                self.model_dd: gr.update(choices=self.model_choices(ref, name), value=ref),
                 self.seed: state.seed, self.psi: state.truncation_psi, self.keyframes: auto_keyframes(state.seed),
                 self.noise: gr.update(visible=engine.arch != "pggan", value=state.noise_mode),
+                self.class_box: gr.update(visible=engine.c_dim > 0, value=state.class_idx or 0,
+                                          maximum=max(0, engine.c_dim - 1),
+                                          info=f"0 to {engine.c_dim - 1}" if engine.c_dim else None),
                 self.dirs_key: (str(folder), min(shown, dirs.num_components), version),
                 self.mix_key: (str(folder), version),
                 self.image: images[self.image], self.stages: images.get(self.stages),

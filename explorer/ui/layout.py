@@ -24,7 +24,8 @@ from gan.io.checkpoint import CONFIG_NAME, G_NAME
 from ..session import MAX_SEED, NOISE_MODES
 from . import errors
 from .api import register_api
-from .callbacks import DEFAULT_PSI, DIRECTIONS_STEP, EXPORT_KEEP_S, PSI_RANGE, Callbacks
+from .callbacks import (DEFAULT_PSI, DIRECTIONS_STEP, EXPORT_KEEP_S, MAX_UPLOAD_MB, PSI_RANGE, UPLOAD_SUFFIXES,
+                        Callbacks, display_name)
 from .errors import bind
 from .files import Files
 from .models import MODELS_DIR, ModelRoots
@@ -32,9 +33,10 @@ from .panels import Panels
 from .widgets import Number, Slider
 
 NO_MODEL = ("### No model loaded\nNo model is shipped in `assets/models/` yet. Train one "
-            f"(`python -m gan train ...`), or type the path of a model folder ({CONFIG_NAME} + "
-            f"{G_NAME}) above and press **Load**.")
-NO_MODEL_PUBLIC = "### No model installed\nThis server has no model in its models folder yet."
+            f"(`python -m gan train ...`), type the path of a model folder ({CONFIG_NAME} + "
+            f"{G_NAME}) or of an NVIDIA network .pkl above and press **Load**, or upload one.")
+NO_MODEL_PUBLIC = ("### No model installed\nThis server has no model in its models folder yet: upload a "
+                   "network .pkl or a zipped model folder above.")
 SHOW_EXPLORER = "() => { document.getElementById('explorer')?.classList.remove('gle-hidden'); }"
 CSS = """
 .gle-hidden { display: none !important; }
@@ -45,7 +47,8 @@ CSS = """
 .dir-row { align-items: flex-end; gap: 6px; }
 .dir-row .layer input { text-align: center; }
 #howto { opacity: 0.8; margin-top: -8px; }
-#model_load { align-self: center; }
+#model_load, #model_upload { align-self: center; }
+#upload_note { align-self: center; font-size: 0.85em; opacity: 0.8; }
 #stages .grid-wrap, #snapshots .grid-wrap { height: auto !important; min-height: 0 !important; }
 #stages .grid-container { padding-top: 0 !important; }
 footer { display: none !important; }
@@ -70,11 +73,13 @@ footer { display: none !important; }
 class ExplorerUI(Panels, Files, Callbacks):
     """The Blocks app. Holds components and configuration only; per-user state is in gr.State.
 
-    public: the trust mode (see models.py). render_workers: renders run at once."""
+    public: the trust mode (see models.py). render_workers: renders run at once. max_upload_mb: the
+    largest model file a user may upload."""
 
     def __init__(self, model: str | Path | None = None, models_dir: str | Path = MODELS_DIR,
-                 public: bool = False, render_workers: int = 1):
+                 public: bool = False, render_workers: int = 1, max_upload_mb: int = MAX_UPLOAD_MB):
         self.roots = ModelRoots(Path(models_dir), public=public)
+        self.max_upload_mb = max(1, int(max_upload_mb))
         errors.SCRUB_ROOTS[:] = self.roots.roots
         self.public = public
         self.initial_model = str(model) if model else None
@@ -86,13 +91,19 @@ class ExplorerUI(Panels, Files, Callbacks):
                          concurrency_limit=self.render_workers, api_visibility="private")
         self.demo = self.build()
 
-    def model_choices(self, extra: str | None = None) -> list[str]:
-        """Model refs for the dropdown: names, never server paths (they go to every browser)."""
-        choices = self.roots.names()
-        for ref in (self.roots.ref_of(self.initial_model) if self.initial_model else None, extra):
-            if ref and ref not in choices:
-                choices.append(ref)
+    def model_choices(self, extra: str | None = None, extra_label: str | None = None) -> list:
+        """The dropdown's (label, ref) choices: names, never server paths (they go to every browser).
+        The listed models, the page's first model and `extra` (the user's own, e.g. an upload)."""
+        choices = [(name, name) for name in self.roots.names()]
+        initial = self.roots.ref_of(self.initial_model) if self.initial_model else None
+        for ref, label in ((initial, self.initial_label), (extra, extra_label)):
+            if ref and ref not in [r for _, r in choices]:
+                choices.append((label or ref, ref))
         return choices
+
+    @property
+    def initial_label(self) -> str | None:
+        return display_name(self.initial_model, self.roots.ref_of(self.initial_model)) if self.initial_model else None
 
     # ---- layout --------------------------------------------------------------------------------
     def build(self) -> gr.Blocks:
@@ -110,13 +121,15 @@ class ExplorerUI(Panels, Files, Callbacks):
                 self.model_dd = gr.Dropdown(choices, value=initial, label="Model", scale=2,
                                             info="in the models folder" if choices else "no models installed",
                                             elem_id="model_dropdown")
-                # Public mode has no path box: models come only from the roots (and, once the safe
-                # importer exists, from its upload control, which belongs here).
+                # Public mode has no path box: models come only from the roots and from uploads.
                 self.model_path = self.model_load = None
                 if not self.public:
-                    self.model_path = gr.Textbox(label="…or a model folder path", placeholder="runs/x/final",
+                    self.model_path = gr.Textbox(label="…or a model folder or .pkl path", placeholder="runs/x/final",
                                                  scale=3, elem_id="model_path")
                     self.model_load = gr.Button("Load", scale=0, min_width=80, elem_id="model_load")
+                self.model_upload = gr.UploadButton("⬆ Upload model", file_types=list(UPLOAD_SUFFIXES),
+                                                    type="filepath", scale=0, min_width=150, elem_id="model_upload")
+                gr.Markdown(f".pkl or zipped model folder, up to {self.max_upload_mb:,} MB", elem_id="upload_note")
             self.model_info = gr.Markdown("", elem_id="model_info")
             self.placeholder = gr.Markdown(NO_MODEL_PUBLIC if self.public else NO_MODEL,
                                            visible=self.initial_model is None, elem_id="placeholder")
@@ -152,6 +165,8 @@ class ExplorerUI(Panels, Files, Callbacks):
                 self.psi = Slider(*PSI_RANGE, DEFAULT_PSI, step=0.05, label="Truncation ψ", scale=3,
                                      info="1 = none; lower = closer to the average image", elem_id="psi")
                 self.noise = gr.Radio(list(NOISE_MODES), value="const", label="Noise", scale=2, elem_id="noise")
+            # A conditional model's class (its one-hot label), as the official generate.py's --class.
+            self.class_box = Number(0, label="Class", precision=0, minimum=0, visible=False, elem_id="class_idx")
 
     # ---- wiring ----------------------------------------------------------------------------------
     @property
@@ -169,11 +184,12 @@ class ExplorerUI(Panels, Files, Callbacks):
         # .change: a drag, the keyboard, the number box and the reset icon all fire it (see panels.py).
         self.psi.change(bind(self.set_psi), [view, state, self.psi], [self.psi, *out], **fast)
         self.noise.input(bind(self.set_noise), [view, state, self.noise], out, **fast)
+        self.class_box.input(bind(self.set_class), [view, state, self.class_box], [self.class_box, *out], **fast)
         for name, tab in self.tabs.items():
             tab.select(bind(self.select_view, name), state, [view, *out], **fast)
 
-        model_outputs = [state, *out, self.keyframes, self.seed, self.psi, self.noise, self.model_info,
-                         self.model_dd, self.placeholder, self.dirs_key, self.mix_key]
+        model_outputs = [state, *out, self.keyframes, self.seed, self.psi, self.noise, self.class_box,
+                         self.model_info, self.model_dd, self.placeholder, self.dirs_key, self.mix_key]
         # Opening a model or a session: a quick check with no outputs first (a bad name or file is a
         # toast, not an error badge on every output), then the work in the load lane, with its
         # progress over the image. The page's first model is warm (app.py loads it before serving): it opens
@@ -191,6 +207,9 @@ class ExplorerUI(Panels, Files, Callbacks):
             trigger(bind(self.check_model), box, None, **quick) \
                 .success(bind(self.on_model), [box, view, state], model_outputs, **load) \
                 .success(None, js=SHOW_EXPLORER)
+        self.model_upload.upload(bind(self.check_upload), self.model_upload, None, **quick) \
+            .success(bind(self.on_upload), [self.model_upload, view, state], model_outputs, **load) \
+            .success(None, js=SHOW_EXPLORER)
         self.session_upload.upload(bind(self.check_session), [self.session_upload, state], None, **quick) \
             .success(bind(self.on_session), [self.session_upload, view, state, self.dirs_key], model_outputs,
                      **load) \
@@ -208,7 +227,9 @@ class ExplorerUI(Panels, Files, Callbacks):
     def launch(self, host: str = "127.0.0.1", port: int = 7860, **kwargs):
         # No allowed_paths: gradio serves an output file from its own cache, under a name of its own,
         # and the export folder itself is not reachable by URL.
+        # max_file_size: gradio refuses a larger upload before storing it (check_upload says so again).
         return self.demo.launch(server_name=host, server_port=port, show_error=False, ssr_mode=False,
+                                max_file_size=f"{self.max_upload_mb}mb",
                                 footer_links=[], css=CSS, theme=gr.themes.Soft(primary_hue="indigo"), **kwargs)
 
 

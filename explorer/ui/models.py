@@ -1,18 +1,26 @@
 """Which models the explorer may open, and how it names them.
 
 Two trust modes. Local (the default, a laptop): a model is a folder name in the models folder or
-any model folder path. Public (`--public`, automatic where SPACE_ID is set): only the models found
-in the allowed roots (the models folder, and the uploads folder once the safe importer provides
-one); a name is looked up in that list, never joined to a path, so no request can make the server
-read outside the roots, and a wrong name gets one answer whatever exists on disk (no probing).
+any model folder path or network .pkl. Public (`--public`, automatic where SPACE_ID is set): only
+the models found in the allowed roots; a name is looked up in that list, never joined to a path, so
+no request can make the server read outside the roots, and a wrong name gets one answer whatever
+exists on disk (no probing).
+
+The roots: the models folder (listed in the Model box) and the imports folder, where the safe
+importer puts every .pkl opened or uploaded and every uploaded zipped model folder, each under its
+content's sha256 (`imports/<sha256>`, `imports/zip-<sha256>`). Imported models are not listed: a
+user reaches one by opening or uploading the file (or by a session naming it), so nobody browses
+another visitor's uploads, and a ref is unguessable without the file itself.
 
 Everywhere a user sees a model (messages, sessions, the page's config, API answers) it is named
-by its `ref`: the path relative to the root it came from ("tiny-sg2"), never an absolute path.
+by its `ref`: the path relative to the root it came from ("tiny-sg2", "imported/<sha256>"), never
+an absolute path.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +33,8 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "assets" / "models"
 DEFAULT_FILE = "DEFAULT"           # assets/models/DEFAULT names the folder to open first
+IMPORTED = "imported"              # ref prefix of a model in the imports folder: "imported/<sha256>"
+_IMPORT_NAME = re.compile(r"(?:zip-)?[0-9a-f]{64}")   # the importers' folder names; nothing else resolves
 
 
 def list_models(models_dir: str | Path = MODELS_DIR) -> list[Path]:
@@ -53,7 +63,7 @@ def resolve_model(text: str | Path, models_dir: str | Path = MODELS_DIR) -> Path
     neither."""
     text = str(text or "").strip()
     if not text:
-        raise ExplorerError(f"no model given: type a model folder path ({CONFIG_NAME} + {G_NAME})")
+        raise ExplorerError(f"no model given: type a model folder path ({CONFIG_NAME} + {G_NAME}) or a .pkl")
     shipped = Path(models_dir) / text
     if "/" not in text and (shipped / CONFIG_NAME).is_file():
         return shipped
@@ -78,24 +88,32 @@ class ModelRoots:
     """The allow-list of model roots and the trust mode; resolves refs to folders and back."""
     models_dir: Path
     public: bool = False
-    # Where uploaded models land once the safe .pkl importer exists (a second public root; its
-    # models are never ours to write into, so their caches go to the user cache).
-    uploads_dir: Path | None = None
+    # Imported and uploaded models (default: the importer's user cache folder, $GAN_CACHE_DIR/imports).
+    imports_dir: Path | None = None
     roots: list[Path] = field(init=False)
 
     def __post_init__(self):
         self.models_dir = Path(self.models_dir)
-        self.roots = [r for r in (self.models_dir, self.uploads_dir) if r is not None]
+        self.imports_dir = Path(self.imports_dir) if self.imports_dir is not None else user_cache_dir("imports")
+        self.roots = [self.models_dir, self.imports_dir]
 
     def available(self) -> dict[str, Path]:
-        """ref -> folder of every model in the roots whose files all resolve inside that root
-        (a symlink out of the models folder is not a model here)."""
-        found = {}
-        for root in self.roots:
-            for folder in list_models(root):
-                if all(inside(p, root) for p in (folder, folder / CONFIG_NAME, folder / G_NAME)):
-                    found.setdefault(folder.name, folder)
-        return found
+        """ref -> folder of every listed model: those in the models folder whose files all resolve
+        inside it (a symlink out of the models folder is not a model here)."""
+        root = self.models_dir
+        return {folder.name: folder for folder in list_models(root)
+                if all(inside(p, root) for p in (folder, folder / CONFIG_NAME, folder / G_NAME))}
+
+    def imported(self, ref: str) -> Path | None:
+        """The folder of an "imported/<name>" ref when it is a complete model in the imports folder."""
+        head, _, name = ref.partition("/")
+        if head != IMPORTED or not _IMPORT_NAME.fullmatch(name):
+            return None
+        folder = self.imports_dir / name
+        if all(inside(p, self.imports_dir) for p in (folder, folder / CONFIG_NAME, folder / G_NAME)) \
+                and (folder / CONFIG_NAME).is_file():
+            return folder
+        return None
 
     def names(self) -> list[str]:
         return list(self.available())
@@ -108,6 +126,8 @@ class ModelRoots:
         known = self.available()
         if ref in known:
             return known[ref]
+        if (folder := self.imported(ref)) is not None:
+            return folder
         if self.public:   # the answer must not depend on what exists on disk: no echo, no probing
             raise ExplorerError(f"unknown model: choose one of {', '.join(known) or '(none installed)'}")
         return resolve_model(ref, self.models_dir)
@@ -131,15 +151,16 @@ class ModelRoots:
         for root in self.roots:
             if folder.is_absolute() or folder.exists():
                 try:
-                    return folder.resolve().relative_to(root.resolve()).as_posix()
+                    rel = folder.resolve().relative_to(root.resolve()).as_posix()
                 except (ValueError, OSError):
                     continue
+                return f"{IMPORTED}/{rel}" if root == self.imports_dir else rel
         if not folder.is_absolute():
             return folder.as_posix()
         return Path(os.path.relpath(folder.resolve(), Path.cwd())).as_posix()
 
     def engine_kwargs(self, folder: Path) -> dict:
         """Where the engine of `folder` may cache directions: beside the model only when it is ours
-        (a shipped model; any folder in local mode), else the user cache folder."""
-        ours = not self.public or inside(folder, self.models_dir)
+        (a shipped model, an imported one, any folder in local mode), else the user cache folder."""
+        ours = not self.public or inside(folder, self.models_dir) or inside(folder, self.imports_dir)
         return dict(cache_dir=user_cache_dir(), cache_beside_model=ours)

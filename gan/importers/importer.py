@@ -143,21 +143,28 @@ def cached_import(src: str | os.PathLike, progress: Progress = True) -> Path:
     if not src.is_file():
         raise PickleImportError(f"{src}: no such file (give a model folder or an NVIDIA network .pkl)")
     sha = sha256_file(src, progress)
+    return install_in_cache(sha, lambda tmp: write_model(read_network_pickle(src, progress), tmp, src, sha),
+                            complete=lambda folder: _source_sha(folder) == sha)
+
+
+def install_in_cache(name: str, write: Callable[[Path], object], complete: Callable[[Path], bool]) -> Path:
+    """`imports/<name>` in the user cache: returned as it is when complete(folder), else written anew by
+    write(tmp) into a temporary folder beside it that is then renamed into place (atomic: a folder under
+    its final name is always whole; two processes importing the same file both end with the same folder)."""
     root = user_cache_dir("imports")
-    folder = root / sha
-    if _source_sha(folder) == sha:
+    folder = root / name
+    if complete(folder):
         return folder
-    model = read_network_pickle(src, progress)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:16]}-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name[:20]}-", dir=root))
     try:
-        write_model(model, tmp, src, sha)
-        if folder.exists() and _source_sha(folder) != sha:
+        write(tmp)
+        if folder.exists() and not complete(folder):
             shutil.rmtree(folder)  # an incomplete entry for this very file
         try:
             os.rename(tmp, folder)
         except OSError:
-            if _source_sha(folder) != sha:  # not "another process finished the same import first"
+            if not complete(folder):  # not "another process finished the same import first"
                 raise
     finally:
         if tmp.exists():

@@ -124,8 +124,12 @@ def _fake_batches(G, num: int, batch: int, progress: bool):
     device = next(G.parameters()).device
     for start in tqdm(range(0, num, batch), desc="generated images", unit="batch", file=sys.stderr,
                       disable=not progress, leave=False):
-        z = z_from_seeds(list(range(start, min(start + batch, num))), G.z_dim).to(device)
-        ws = G.mapping(z, truncation_psi=1.0)
+        seeds = list(range(start, min(start + batch, num)))
+        z = z_from_seeds(seeds, G.z_dim).to(device)
+        c_dim = getattr(G, "c_dim", 0)
+        # a conditional model's fakes cover its classes evenly: image i is of class i mod c_dim
+        label = {"c": torch.nn.functional.one_hot(torch.tensor(seeds) % c_dim, c_dim).float().to(device)} if c_dim else {}
+        ws = G.mapping(z, **label, truncation_psi=1.0)
         yield quantise(G.synthesis(ws, noise_mode="const")).cpu()
 
 
