@@ -142,21 +142,23 @@ def easydict(**items) -> NewObj:
 
 # ---- tensors and storages -----------------------------------------------------------------------------
 
-def legacy_storage_archive(t: torch.Tensor, location: str = "cpu") -> bytes:
+def legacy_storage_archive(t: torch.Tensor, location: str = "cpu", declared: int | None = None) -> bytes:
     """torch.save(storage, _use_new_zipfile_serialization=False) as written by torch 1.x, with the storage's
-    device tag (`cuda:0` for the CUDA storages of 2020-2021 files)."""
+    device tag (`cuda:0` for the CUDA storages of 2020-2021 files). declared: a hostile file's element count
+    in place of the real one (the data written stays t's)."""
     t = t.detach().cpu().contiguous()
+    numel = t.numel() if declared is None else declared
     module = "torch.cuda" if location.startswith("cuda") else "torch"
     sentinel = object()
     key = "94000000000000"
-    pid = ("storage", Global(module, _STORAGE_TYPES[t.dtype]), key, location, t.numel(), None)
+    pid = ("storage", Global(module, _STORAGE_TYPES[t.dtype]), key, location, numel, None)
     buf = io.BytesIO()
     for header in (0x1950A86A20F9469CFC6C, 1001,
                    {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}):
         pickle.dump(header, buf, protocol=2)
     dump(sentinel, buf, protocol=2, persistent_ids={id(sentinel): pid})
     pickle.dump([key], buf, protocol=2)
-    buf.write(struct.pack("<q", t.numel()))
+    buf.write(struct.pack("<q", numel))
     buf.write(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
     return buf.getvalue()
 
