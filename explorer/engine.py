@@ -281,16 +281,34 @@ class Engine:
 
     def render(self, state: ExplorerState, size: int | None = None, resample: str | None = None) -> Image.Image:
         """The state's image as PIL ('RGB' or 'L'), optionally scaled to `size` px. LRU-cached by the
-        full state and display options; each call returns a copy."""
+        full state and display options, and the model-size image by the state alone, so one state
+        shown at several sizes (the main image and a thumbnail) costs one synthesis; each call returns a copy.
+
+        Every image of a state comes from a batch-1 synthesis of that state alone: a batch of several
+        states would round differently in the convolutions (by up to one grey level in 8 bits), and a
+        saved session must reload to exactly the pixels shown. (On a CPU, batching does not pay at
+        128 px and up anyway: per image, batch 16 is slower than batch 1 there.)"""
         check_size(size)
         key = ("render", state, size, resample)
         with self._lock:
             if key in self._renders:
                 self._renders.move_to_end(key)
                 return self._renders[key].copy()
-        image = resize(uint8_to_pil(to_uint8(self.render_tensor(state))[0]), size, resample)
+        image = resize(self._base(state), size, resample)
         self._remember(key, image)
         return image.copy()
+
+    def _base(self, state: ExplorerState, tensor: torch.Tensor | None = None) -> Image.Image:
+        """The state's image at the model's size (cached; rendered unless `tensor`, its synthesis
+        output [1, C, H, W], is given)."""
+        key = ("render", state, None, None)
+        with self._lock:
+            if key in self._renders:
+                self._renders.move_to_end(key)
+                return self._renders[key]
+        image = uint8_to_pil(to_uint8(self.render_tensor(state) if tensor is None else tensor)[0])
+        self._remember(key, image)
+        return image
 
     def render_array(self, state: ExplorerState) -> np.ndarray:
         """The state's image as np.uint8 [H, W, C] (C = 1 or 3)."""
@@ -317,7 +335,8 @@ class Engine:
         if resample not in STAGE_RESAMPLE:
             raise ExplorerError(f"stage previews resample with nearest or bilinear, not {resample!r}")
         size = size or self.img_resolution
-        _, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True)
+        image, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True)
+        self._base(state, image)    # the same forward pass gives the image: render(state) need not run it again
         out = []
         for res, img in zip(self.stage_resolutions, stages):
             pil = uint8_to_pil(to_uint8(img)[0]).resize((size, size), STAGE_RESAMPLE[resample])

@@ -311,3 +311,23 @@ def test_bad_export_requests_are_refused_before_any_work(engine, tmp_path, monke
     args["out"] = tmp_path / args["out"]
     with pytest.raises(ExplorerError, match=message):
         engine.export(engine.default_state(), **args)
+
+
+def test_one_synthesis_per_state_and_the_stages_pass_gives_the_image(tiny_stylegan2, monkeypatch):
+    """A state shown at two sizes, or with its stages, runs the generator once; the images are those of
+    a fresh engine's plain render (bitwise)."""
+    from explorer.engine import Engine
+    engine, fresh = Engine(tiny_stylegan2, show_bars=False), Engine(tiny_stylegan2, show_bars=False)
+    calls = []
+    forward = engine.G.synthesis.forward
+    monkeypatch.setattr(engine.G.synthesis, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    state = engine.default_state(seed=11, truncation_psi=0.7)
+    big, small = engine.render(state, size=128), engine.render(state, size=48)
+    assert len(calls) == 1
+    assert np.array_equal(np.asarray(big), np.asarray(fresh.render(state, size=128)))
+    assert np.array_equal(np.asarray(small), np.asarray(fresh.render(state, size=48)))
+    other = state.replace(seed=12)
+    engine.stage_previews(other, size=64)
+    image = engine.render(other)
+    assert len(calls) == 2
+    assert np.array_equal(np.asarray(image), np.asarray(fresh.render(other)))

@@ -52,14 +52,15 @@ def auto_keyframes(seed: int) -> str:
     return ",".join(str(min(MAX_SEED, seed + i)) for i in range(4))
 
 
-def model_label(engine: Engine, name: str) -> str:
+def model_label(engine: Engine, name: str, render_s: float | None = None) -> str:
     import html
     kind = {"stylegan2": "StyleGAN2", "pggan": "PGGAN"}.get(engine.arch, engine.arch)
     colour = "RGB" if engine.img_channels == 3 else "greyscale"
     layers = f"{engine.num_ws} style layers" if engine.num_ws > 1 else "one latent for all layers"
     classes = f" · {engine.c_dim} classes" if engine.c_dim else ""
+    speed = "" if render_s is None else f" · renders in {render_s * 1000:.0f} ms on this server"
     return (f"**{html.escape(name)}** · {kind} · {engine.img_resolution}×{engine.img_resolution} "
-            f"{colour} · {layers} · z {engine.z_dim}{classes}")
+            f"{colour} · {layers} · z {engine.z_dim}{classes}{speed}")
 
 
 def display_name(folder: str | Path, ref: str) -> str:
@@ -86,10 +87,14 @@ class Callbacks:
         return self.engine_of(state.model)
 
     def panels(self, engine: Engine, state: ExplorerState, view: str) -> dict:
-        """The image and the open tab's images (only those: the other tabs' are not computed)."""
-        out = {self.image: engine.render(state, size=DISPLAY_SIZE)}
-        if view == "stages":
+        """The image and the open tab's images (only those: the other tabs' are not computed). One
+        synthesis per distinct state: the stages' pass also gives the image, and the main image and the
+        'Mixed' thumbnail are one state at two sizes (see Engine.render)."""
+        out = {}
+        if view == "stages":    # first: its forward pass leaves the image in the render cache
             out[self.stages] = [(s.image, s.label) for s in engine.stage_previews(state, size=STAGE_SIZE)]
+        out[self.image] = engine.render(state, size=DISPLAY_SIZE)
+        if view == "stages":
             if engine.stage_snapshot_folders():
                 out[self.snapshots] = [(s.image, s.label)
                                        for s in engine.stage_snapshots(state, size=STAGE_SIZE)]
@@ -284,7 +289,8 @@ class Callbacks:
             user.state = state
         ref, version, mixes = self.roots.ref_of(engine.model_path), next(self._versions), engine.supports_style_mixing
         name = display_name(engine.model_path, ref)
-        return {self.state: user, self.model_info: model_label(engine, name),
+        render_s = self._render_s.get(str(engine.model_path))
+        return {self.state: user, self.model_info: model_label(engine, name, render_s),
                 self.placeholder: gr.update(visible=False),
                 self.model_dd: gr.update(choices=self.model_choices(ref, name), value=ref),
                 self.seed: state.seed, self.psi: state.truncation_psi, self.keyframes: auto_keyframes(state.seed),
@@ -300,7 +306,7 @@ class Callbacks:
                 **{c: gr.update(visible=mixes, value=images.get(c)) for c in (self.mix_a, self.mix_b, self.mix_out)}}
 
     def measure(self, engine: Engine, state: ExplorerState) -> None:
-        """Seconds to render a state afresh (decides whether sliders render while dragged)."""
+        """Seconds to render a state afresh, measured once per model (the model line states it)."""
         key = str(engine.model_path)
         if key not in self._render_s:
             times = []
