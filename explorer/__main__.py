@@ -1,4 +1,4 @@
-"""python -m explorer directions|render|mix|stages|export|card  (each has --help).
+"""python -m explorer directions|label|render|mix|stages|export|card  (each has --help).
 
 Every command validates its input (output folder, seeds, edits, layer ranges, frame counts)
 before any heavy work, and reports a user error as one line `error: ...` with exit status 2.
@@ -60,6 +60,9 @@ def state_from_args(args, need_seed: bool = True) -> ExplorerState:
         changes["class_idx"] = args.class_idx
     if args.trunc is not None:
         changes["truncation_psi"] = args.trunc
+    for flag in ("blend_seed", "blend", "blend_space"):
+        if getattr(args, flag, None) is not None:
+            changes[flag] = getattr(args, flag)
     if args.noise_mode is not None:
         changes["noise_mode"] = args.noise_mode
     if args.edit:
@@ -101,10 +104,28 @@ def cmd_directions(args) -> int:
     settings = DirectionSettings(samples=args.samples, components=args.components, seed=args.direction_seed).validate()
     engine = open_engine(args.model)
     d = engine.directions(settings)
-    print(d.table(limit=args.limit))
+    print(d.table(limit=args.limit, labels=engine.direction_labels(settings)))
     print(f"directions: {d.num_components} components, {'cached at ' + d.source if d.source else 'not cached'}"
           f"{f' (computed in {d.seconds:.1f} s)' if d.seconds else ''}", file=sys.stderr)
     return 0
+
+
+def cmd_label(args) -> int:
+    from .engine import open_engine
+    from .session import check_label
+    settings = DirectionSettings(samples=args.samples, components=args.components, seed=args.direction_seed).validate()
+    engine = open_engine(args.model)
+    if args.component >= engine.num_components(settings):
+        raise ExplorerError(f"unknown component {args.component}: this model has 0..{engine.num_components(settings) - 1}")
+    labels = engine.direction_labels(settings)
+    text = check_label(args.text)
+    labels.pop(args.component, None)
+    if text:
+        labels[args.component] = text
+    where = engine.save_direction_labels(labels, settings)
+    print(f"direction {args.component}: {text or '(no label)'}; labels saved to {where or 'nowhere (not writable)'}",
+          file=sys.stderr)
+    return 0 if where else 1
 
 
 def cmd_render(args) -> int:
@@ -202,6 +223,13 @@ def add_state_args(p: argparse.ArgumentParser, seed: bool = True, edits: bool = 
     g.add_argument("--noise-mode", choices=NOISE_MODES, default=None, help="noise inputs (default const)")
     if edits:
         g.add_argument("--edit", action="append", default=[], metavar="C:STRENGTH[@START-END]", help=EDIT_HELP)
+    if seed:
+        g.add_argument("--blend-seed", type=seed_int, default=None, metavar="S",
+                       help="blend the image towards seed S's (by --blend)")
+        g.add_argument("--blend", type=float, default=None, metavar="T",
+                       help="blend from 0 (this seed's image) to 1 (the blend seed's)")
+        g.add_argument("--blend-space", choices=("w", "z"), default=None,
+                       help="w: lerp the two ws (default); z: slerp the two z")
     g.add_argument("--session", default=None, metavar="FILE",
                    help="start from a saved session (JSON); the flags given override its fields")
     d = p.add_argument_group("PCA directions (for --edit)")
@@ -229,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the sampled latents (default %(default)s)")
     p.add_argument("--limit", type=positive_int, default=20, help="table rows to print (default %(default)s)")
     p.set_defaults(func=cmd_directions)
+
+    p = sub.add_parser("label", help="name a direction (shown on its slider; shipped with the model)",
+                       description="Name a PCA direction, e.g. 'sleeve length'. The label is saved beside the "
+                                   "model's direction cache (directions/labels-<key>.json), so a model's author "
+                                   "ships named directions with the folder; an empty --text removes it.")
+    p.add_argument("--model", required=True, help="model folder or network .pkl")
+    p.add_argument("--component", type=int_at_least(0), required=True, help="the direction's number")
+    p.add_argument("--text", required=True, help="the label (one line, at most 60 characters)")
+    p.add_argument("--samples", type=positive_int, default=DirectionSettings.samples, help=argparse.SUPPRESS)
+    p.add_argument("--components", type=positive_int, default=DirectionSettings.components, help=argparse.SUPPRESS)
+    p.add_argument("--direction-seed", type=seed_int, default=DirectionSettings.seed, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_label)
 
     p = sub.add_parser("render", help="render one image with edits and style mixing",
                        description="Render one seed with truncation, PCA edits and style mixing to a PNG; "

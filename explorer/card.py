@@ -21,7 +21,7 @@ from gan.io.fileio import atomic_write_text
 from gan.io.images import image_grid
 
 from .engine import Engine, labelled_strip, save_png
-from .session import DirectionSettings, Edit, ExplorerError
+from .session import DirectionSettings, ExplorerError
 
 SIGMAS = (-3, -2, -1, 0, 1, 2, 3)
 
@@ -49,14 +49,9 @@ def direction_strip(engine: Engine, component: int, seeds: list[int], truncation
     settings = settings or DirectionSettings()
     if component >= engine.num_components(settings):
         raise ExplorerError(f"unknown component {component}: this model has 0..{engine.num_components(settings) - 1}")
-    rows = []
-    for seed in seeds:
-        base = engine.default_state(seed=seed, truncation_psi=truncation_psi, directions=settings)
-        tiles = [(engine.render(base.replace(edits=(Edit(component, float(s)),)) if s else base, size=tile,
-                                resample="nearest").convert("RGB"), f"{s:+d} sigma" if s else "0")
-                 for s in SIGMAS]
-        rows.append(labelled_strip(tiles))
-    return stack(rows)
+    return stack([engine.direction_preview(engine.default_state(seed=seed, truncation_psi=truncation_psi,
+                                                                directions=settings), component, SIGMAS,
+                                           size=tile, resample="nearest").convert("RGB") for seed in seeds])
 
 
 def stages_picture(engine: Engine, seeds: list[int], truncation_psi: float, tile: int) -> tuple[Image.Image, str]:

@@ -96,8 +96,9 @@ class Directions:
                                 f"0..{self.num_components - 1}")
         return torch.from_numpy(self.components[component] * np.float32(self.stdev[component] * strength))
 
-    def table(self, limit: int | None = None) -> str:
-        """Plain-text table of explained variance (what `python -m explorer directions` prints)."""
+    def table(self, limit: int | None = None, labels: dict[int, str] | None = None) -> str:
+        """Plain-text table of explained variance (what `python -m explorer directions` prints), with
+        each direction's label when it has one."""
         what = "w" if self.space == "w" else f"{self.activation} activations"
         lines = [f"{self.arch} directions: PCA of {self.settings.samples} samples ({what}), "
                  f"{self.num_components} components of {self.dim}-d {self.space}",
@@ -106,8 +107,9 @@ class Directions:
         n = self.num_components if limit is None else min(limit, self.num_components)
         for c in range(n):
             cum += float(self.explained_variance_ratio[c])
+            label = (labels or {}).get(c, "")
             lines.append(f"{c:>9d}  {self.stdev[c]:>9.4f}  {self.explained_variance[c]:>10.4g}  "
-                         f"{100 * self.explained_variance_ratio[c]:>8.2f}  {100 * cum:>8.2f}")
+                         f"{100 * self.explained_variance_ratio[c]:>8.2f}  {100 * cum:>8.2f}" + (f"  {label}" if label else ""))
         return "\n".join(lines)
 
     # ---- npz (no pickles) --------------------------------------------------------------------
@@ -381,6 +383,51 @@ def store(directions: Directions, model_folder: str | Path, cache_dir: str | Pat
         return dataclasses.replace(directions, source=str(path))
     log.warning("directions not cached: %s not writable", " nor ".join(str(p.parent) for p in paths))
     return directions
+
+
+# ---- direction labels ----------------------------------------------------------------------------
+# {component: label} in `labels-<key>.json` beside the directions cache file of the same key (so a model's
+# author ships named directions by committing that file); the user cache's copy wins, as it holds what
+# this user saved over a folder that is not theirs to write.
+
+def labels_paths(model_folder: str | Path, settings: DirectionSettings, cache_dir: str | Path | None = None):
+    key = cache_key(weights_hash(model_folder), settings)
+    return [p.with_name(f"labels-{key}.json") for p in cache_paths(model_folder, key, cache_dir)]
+
+
+def load_labels(model_folder: str | Path, settings: DirectionSettings,
+                cache_dir: str | Path | None = None) -> dict[int, str]:
+    from .session import labels_from_json
+    labels: dict[int, str] = {}
+    for path in labels_paths(model_folder, settings, cache_dir):   # the model's first, the user's over it
+        if not path.is_file():
+            continue
+        try:
+            labels.update(labels_from_json(json.loads(path.read_text(encoding="utf-8"))))
+        except (OSError, ValueError) as e:   # ExplorerError and JSON errors are ValueErrors
+            log.warning("ignoring unreadable direction labels %s (%s)", path, e)
+    return labels
+
+
+def save_labels(model_folder: str | Path, settings: DirectionSettings, labels: dict[int, str],
+                cache_dir: str | Path | None = None, beside_model: bool = True) -> str:
+    """Write {component: label} where store() would write the directions; returns the path ("" when no
+    place was writable, with a warning)."""
+    from gan.io.fileio import atomic_write_json
+
+    from .session import check_label
+    clean = {str(int(c)): check_label(t) for c, t in sorted(labels.items()) if check_label(t)}
+    paths = labels_paths(model_folder, settings, cache_dir)
+    for path in paths if beside_model else paths[1:]:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, clean)
+        except OSError as e:
+            log.info("cannot write direction labels %s (%s)", path, e.strerror or e)
+            continue
+        return str(path)
+    log.warning("direction labels not saved: no writable place")
+    return ""
 
 
 def load_or_compute(model_folder: str | Path, G, settings: DirectionSettings = DirectionSettings(),

@@ -241,9 +241,28 @@ class Engine:
         return ws
 
     def ws(self, state: ExplorerState, seeds=None) -> torch.Tensor:
-        """ws [N, num_ws, w_dim] of `seeds` (default: the state's seed) under the state's settings."""
+        """ws [N, num_ws, w_dim] of `seeds` (default: the state's own image, blended with its blend seed
+        when it has one) under the state's settings."""
         self.check_state(state)
-        return self.ws_from_z(self.z([state.seed] if seeds is None else seeds), state)
+        if seeds is not None or not state.is_blended:
+            return self.ws_from_z(self.z([state.seed] if seeds is None else seeds), state)
+        return self.blended_ws(state)
+
+    @torch.inference_mode()
+    def blended_ws(self, state: ExplorerState) -> torch.Tensor:
+        """The state's image blended into its blend seed's by state.blend, as the StyleGAN3 visualizer's
+        latent widget: space "w" lerps the two images' ws (each with the state's class, truncation,
+        mixing and edits), "z" slerps the two z before the mapping. blend 1 is the blend seed's image
+        exactly (and 0, the state's own)."""
+        from .interpolate import lerp, slerp
+        t = state.blend
+        if t == 1:
+            return self.ws_from_z(self.z([state.blend_seed]), state)
+        z = self.z([state.seed, state.blend_seed])
+        if state.blend_space == "z":
+            return self.ws_from_z(slerp(z[:1], z[1:], t), state)
+        both = self.ws_from_z(z, state)
+        return lerp(both[:1], both[1:], t)
 
     # ---- rendering -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -342,6 +361,38 @@ class Engine:
             pil = uint8_to_pil(to_uint8(img)[0]).resize((size, size), STAGE_RESAMPLE[resample])
             out.append(StageImage(res, f"{res}x{res}", pil))
         return out
+
+    # ---- what a direction does ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def direction_preview(self, state: ExplorerState, component: int, sigmas=(-3, -2, -1, 0, 1, 2, 3),
+                          size: int | None = None, resample: str | None = None) -> Image.Image:
+        """The state's image with direction `component` set to each strength in `sigmas` (its other edits
+        kept; on the layers of its current edit, else all), side by side, each labelled "-3σ" ... "+3σ".
+        One batched synthesis call: a preview, so its tiles may differ from render() by a rounding level."""
+        check_size(size)
+        if not sigmas or len(sigmas) > 16:
+            raise ExplorerError("a direction preview shows 1 to 16 strengths")
+        self.check_state(state)
+        old = next((e for e in state.edits if e.component == component), None)
+        start, end = old.layer_range(self.num_ws) if old else (0, self.num_ws)
+        states = [self.check_state(state.with_edit(component, float(s), start, None if end == self.num_ws else end))
+                  for s in sigmas]
+        ws = torch.cat([self.ws(st) for st in states])
+        images = to_pil(self.render_ws(ws, state.noise_mode, noise_seed=state.seed))
+        return labelled_strip([(resize(img, size, resample), f"{s:+g}σ" if s else "0")
+                               for img, s in zip(images, sigmas)])
+
+    def direction_labels(self, settings: DirectionSettings | None = None) -> dict[int, str]:
+        """{component: label} shipped with (or saved for) this model's directions of these settings."""
+        from .directions import load_labels
+        return load_labels(self.model_path, settings or DirectionSettings(), cache_dir=self.cache_dir)
+
+    def save_direction_labels(self, labels: dict[int, str], settings: DirectionSettings | None = None) -> str:
+        """Store {component: label} beside the model's direction cache (or in the user cache when the
+        folder is not ours to write); returns where."""
+        from .directions import save_labels
+        return save_labels(self.model_path, settings or DirectionSettings(), labels, cache_dir=self.cache_dir,
+                           beside_model=self.cache_beside_model)
 
     def stage_strip(self, state: ExplorerState, size: int | None = None, resample: str = "nearest") -> Image.Image:
         """stage_previews side by side in one image, each labelled with its resolution."""

@@ -27,6 +27,8 @@ MAX_SEED = 2 ** 32 - 1          # seeds are RandomState seeds
 MAX_ABS_STRENGTH = 100.0        # sigmas; anything beyond is a typo
 MAX_SAMPLES = 10_000_000
 MAX_COMPONENTS = 4096
+MAX_LABEL = 60                  # characters in a direction's label
+BLEND_SPACES = ("w", "z")       # w: lerp between the two ws; z: slerp between the two z
 
 
 class ExplorerError(ValueError):
@@ -133,6 +135,12 @@ class ExplorerState:
     mix_layers: tuple[int, ...] = ()
     directions: DirectionSettings = field(default_factory=DirectionSettings)
     class_idx: int | None = None     # class of a conditional model (its one-hot label c); None: unconditional
+    blend_seed: int | None = None    # seed blended into the image by `blend` (0 = this image, 1 = that seed's)
+    blend: float = 0.0
+    blend_space: str = "w"           # w: lerp of the two ws (edits and mixing on both); z: slerp of the two z
+    # Names the user gave directions {component: label}: saved with the session, but not part of the
+    # image, so two states that differ only in labels are equal (and share cached renders).
+    labels: tuple[tuple[int, str], ...] = field(default=(), compare=False)
     format_version: int = FORMAT_VERSION
 
     # ---- validation (model-independent; Engine.check_state adds the model's limits) ---------
@@ -160,6 +168,20 @@ class ExplorerState:
             raise ExplorerError("mix layers are set but no mix seed: give a mix seed (or clear the layers)")
         if self.class_idx is not None:
             _check_int("class", self.class_idx, 0)
+        if self.blend_seed is not None:
+            _check_int("blend seed", self.blend_seed, 0, MAX_SEED)
+        _check_float("blend", self.blend, 0.0, 1.0)
+        if self.blend and self.blend_seed is None:
+            raise ExplorerError("blend is set but no blend seed: give the seed to blend with (or blend 0)")
+        if self.blend_space not in BLEND_SPACES:
+            raise ExplorerError(f"unknown blend space {self.blend_space!r}: use w (lerp) or z (slerp)")
+        if not isinstance(self.labels, tuple):
+            raise ExplorerError("labels must be a tuple of (component, label) pairs")
+        for pair in self.labels:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ExplorerError("labels must be (component, label) pairs")
+            _check_int("labelled component", pair[0], 0, MAX_COMPONENTS - 1)
+            check_label(pair[1])
         if not isinstance(self.directions, DirectionSettings):
             raise ExplorerError("directions must be DirectionSettings")
         self.directions.validate()
@@ -172,7 +194,21 @@ class ExplorerState:
             changes["edits"] = tuple(changes["edits"])
         if "mix_layers" in changes:
             changes["mix_layers"] = tuple(sorted(set(int(i) for i in changes["mix_layers"])))
+        if "labels" in changes:
+            changes["labels"] = tuple((int(c), str(t)) for c, t in changes["labels"])
         return dataclasses.replace(self, **changes).validate()
+
+    def with_label(self, component: int, label: str) -> "ExplorerState":
+        """Name direction `component` ("" removes its name)."""
+        label = check_label(label)
+        labels = dict(self.labels)
+        labels.pop(component, None)
+        if label:
+            labels[component] = label
+        return self.replace(labels=sorted(labels.items()))
+
+    def label_of(self, component: int) -> str:
+        return dict(self.labels).get(component, "")
 
     def with_edit(self, component: int, strength: float, start: int = 0, end: int | None = None) -> "ExplorerState":
         """Set the one edit of `component` (a slider): replaces its earlier edits; strength 0 removes it."""
@@ -184,6 +220,10 @@ class ExplorerState:
     @property
     def is_mixed(self) -> bool:
         return self.mix_seed is not None and len(self.mix_layers) > 0
+
+    @property
+    def is_blended(self) -> bool:
+        return self.blend_seed is not None and self.blend > 0
 
     # ---- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -198,6 +238,10 @@ class ExplorerState:
             "mix_layers": list(self.mix_layers),
             "directions": self.directions.to_dict(),
             "class_idx": self.class_idx,
+            "blend_seed": self.blend_seed,
+            "blend": self.blend,
+            "blend_space": self.blend_space,
+            "labels": {str(c): t for c, t in self.labels},
         }
 
     @classmethod
@@ -212,6 +256,7 @@ class ExplorerState:
             "edits": lambda v: tuple(Edit.from_dict(e) for e in _json_list(v, "edits")),
             "mix_layers": lambda v: tuple(_json_list(v, "mix_layers")),
             "directions": DirectionSettings.from_dict,
+            "labels": labels_from_json,
         }).validate()
 
     def to_json(self) -> str:
@@ -244,6 +289,29 @@ class ExplorerState:
             return cls.from_json(text)
         except ExplorerError as e:
             raise ExplorerError(f"{path}: {e}") from None
+
+
+def check_label(label) -> str:
+    """A direction's label: one line of at most MAX_LABEL characters (surrounding spaces dropped)."""
+    if not isinstance(label, str):
+        raise ExplorerError(f"a direction label must be text, got {label!r}")
+    label = label.strip()
+    if len(label) > MAX_LABEL or not label.isprintable():
+        raise ExplorerError(f"direction label {label[:MAX_LABEL]!r}... must be one line of at most {MAX_LABEL} "
+                            "characters")
+    return label
+
+
+def labels_from_json(value) -> tuple[tuple[int, str], ...]:
+    """{"3": "sleeve length"} -> ((3, "sleeve length"),)."""
+    if not isinstance(value, dict):
+        raise ExplorerError('session "labels" must be an object {"component": "label"}')
+    out = []
+    for key, label in value.items():
+        if not (isinstance(key, str) and key.isdigit()):
+            raise ExplorerError(f"session labels: {key!r} is not a component number")
+        out.append((int(key), check_label(label)))
+    return tuple(sorted(out))
 
 
 # ---- command-line syntax ---------------------------------------------------------------------
