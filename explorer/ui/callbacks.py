@@ -150,6 +150,53 @@ class Callbacks:
         return {**corrected(self.class_box, class_idx, typed),
                 **self.change(user, view, lambda s, e: s.replace(class_idx=class_idx))}
 
+    def set_blend(self, view, user, blend_seed, blend, space):
+        if user is None or blend_seed is None or blend is None:
+            return {}
+        typed_seed, typed_blend = blend_seed, blend
+        blend_seed = clamp(blend_seed, 0, MAX_SEED, "blend seed", integer=True)
+        blend = clamp(blend, 0.0, 1.0, "blend")
+        return {**corrected(self.blend_seed, blend_seed, typed_seed), **corrected(self.blend, blend, typed_blend),
+                **self.change(user, view, lambda s, e: s.replace(blend_seed=blend_seed, blend=blend,
+                                                                 blend_space=space or "w"))}
+
+    # ---- what a direction does ------------------------------------------------------------------
+    def choose_preview(self, user, component):
+        """Another direction picked in the preview row: its name in the box, the old strip gone."""
+        if user is None or component is None:
+            return {}
+        return {self.label_box: user.state.label_of(int(component)), self.preview_strip: None}
+
+    def preview_direction(self, user, component):
+        if user is None or component is None:
+            return {}
+        state, component = user.state, int(component)
+        engine = self.engine(state)
+        name = state.label_of(component)
+        strip = engine.direction_preview(state, component, size=THUMB_SIZE // 2 if engine.img_resolution < 80 else None)
+        return {self.preview_strip: gr.update(value=strip, label=f"Direction {component}"
+                                              + (f" ({name})" if name else "") + " from −3σ to +3σ, on this image")}
+
+    def set_label(self, user, component, text, key):
+        """Name a direction: in this user's session, and (local mode) beside the model's direction cache,
+        so it is there next time; the sliders are redrawn with the name."""
+        if user is None or component is None:
+            return {}
+        component = int(component)
+        with user.lock:
+            user.state = user.state.with_label(component, text or "")
+            state = user.state
+        if not self.public:
+            engine = self.engine(state)
+            labels = engine.direction_labels(state.directions)
+            labels.pop(component, None)
+            labels.update({component: state.label_of(component)} if state.label_of(component) else {})
+            engine.save_direction_labels(labels, state.directions)
+        out = {self.label_box: state.label_of(component)}
+        if key is not None:
+            out[self.dirs_key] = (key[0], key[1], next(self._versions))
+        return out
+
     def set_direction(self, i, boxes, view, user, strength, start, end):
         """Direction slider i (or its layer range) moved: the one edit of component i. boxes: the
         (strength, from, to) widgets, which are set to what was applied."""
@@ -277,8 +324,12 @@ class Callbacks:
             state = engine.default_state(**{"truncation_psi": DEFAULT_PSI, **keep})
         if state.mix_seed is None:
             state = state.replace(mix_seed=1)           # seed B, shown even before a layer is checked
+        if state.blend_seed is None:
+            state = state.replace(blend_seed=1)         # the blend seed is shown at blend 0 too
         state = engine.check_state(state)
         dirs = engine.directions(state.directions, progress=lambda f, text: progress(f, desc=text))
+        # The model's named directions, with the session's own names over them.
+        state = state.replace(labels=sorted({**engine.direction_labels(state.directions), **dict(state.labels)}.items()))
         needed = max([shown] + [e.component + 1 for e in state.edits if e.component < MAX_DIRECTIONS])
         shown = min(MAX_DIRECTIONS, -(-needed // DIRECTIONS_STEP) * DIRECTIONS_STEP)
         self.measure(engine, state)
@@ -295,6 +346,11 @@ class Callbacks:
                 self.model_dd: gr.update(choices=self.model_choices(ref, name), value=ref),
                 self.seed: state.seed, self.psi: state.truncation_psi, self.keyframes: auto_keyframes(state.seed),
                 self.noise: gr.update(visible=engine.arch != "pggan", value=state.noise_mode),
+                self.blend_seed: state.blend_seed, self.blend: state.blend, self.blend_space: state.blend_space,
+                self.preview_dir: gr.update(choices=[(f"Direction {i}" + (f" · {state.label_of(i)}" if state.label_of(i)
+                                                                          else ""), i)
+                                                     for i in range(min(MAX_DIRECTIONS, dirs.num_components))], value=0),
+                self.label_box: state.label_of(0), self.preview_strip: None,
                 self.class_box: gr.update(visible=engine.c_dim > 0, value=state.class_idx or 0,
                                           maximum=max(0, engine.c_dim - 1),
                                           info=f"0 to {engine.c_dim - 1}" if engine.c_dim else None),

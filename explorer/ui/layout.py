@@ -167,6 +167,14 @@ class ExplorerUI(Panels, Files, Callbacks):
                 self.noise = gr.Radio(list(NOISE_MODES), value="const", label="Noise", scale=2, elem_id="noise")
             # A conditional model's class (its one-hot label), as the official generate.py's --class.
             self.class_box = Number(0, label="Class", precision=0, minimum=0, visible=False, elem_id="class_idx")
+            # Blending towards a second seed, as the StyleGAN3 visualizer's latent widget.
+            with gr.Row(equal_height=True):
+                self.blend_seed = Number(1, label="Blend with seed", precision=0, minimum=0, maximum=MAX_SEED,
+                                         scale=2, elem_id="blend_seed")
+                self.blend = Slider(0.0, 1.0, 0.0, step=0.01, label="Blend", info="0 = this seed, 1 = the other",
+                                    scale=3, elem_id="blend")
+                self.blend_space = gr.Radio([("W lerp", "w"), ("Z slerp", "z")], value="w", label="In", scale=2,
+                                            elem_id="blend_space")
 
     # ---- wiring ----------------------------------------------------------------------------------
     @property
@@ -185,11 +193,23 @@ class ExplorerUI(Panels, Files, Callbacks):
         self.psi.change(bind(self.set_psi), [view, state, self.psi], [self.psi, *out], **fast)
         self.noise.input(bind(self.set_noise), [view, state, self.noise], out, **fast)
         self.class_box.input(bind(self.set_class), [view, state, self.class_box], [self.class_box, *out], **fast)
+        blend = [view, state, self.blend_seed, self.blend, self.blend_space]
+        self.blend.change(bind(self.set_blend), blend, [self.blend_seed, self.blend, *out], **fast)
+        for box in (self.blend_seed, self.blend_space):
+            box.input(bind(self.set_blend), blend, [self.blend_seed, self.blend, *out], **fast)
+        self.preview_dir.input(bind(self.choose_preview), [state, self.preview_dir], [self.label_box, self.preview_strip],
+                               **fast)
+        self.preview_btn.click(bind(self.preview_direction), [state, self.preview_dir], self.preview_strip,
+                               **{**fast, "trigger_mode": "once"})
+        self.label_box.submit(bind(self.set_label), [state, self.preview_dir, self.label_box, self.dirs_key],
+                              [self.label_box, self.dirs_key], **fast)
         for name, tab in self.tabs.items():
             tab.select(bind(self.select_view, name), state, [view, *out], **fast)
 
         model_outputs = [state, *out, self.keyframes, self.seed, self.psi, self.noise, self.class_box,
-                         self.model_info, self.model_dd, self.placeholder, self.dirs_key, self.mix_key]
+                         self.blend_seed, self.blend, self.blend_space, self.preview_dir, self.label_box,
+                         self.preview_strip, self.model_info, self.model_dd, self.placeholder, self.dirs_key,
+                         self.mix_key]
         # Opening a model or a session: a quick check with no outputs first (a bad name or file is a
         # toast, not an error badge on every output), then the work in the load lane, with its
         # progress over the image. The page's first model is warm (app.py loads it before serving): it opens

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..session import MAX_SEED
+from ..session import MAX_LABEL, MAX_SEED
 from .callbacks import DIRECTIONS_STEP, FPS_RANGE, FRAMES_RANGE, MAX_DIRECTIONS, STRENGTH_RANGE
 from .errors import bind
 from .widgets import Number, Slider
@@ -21,6 +21,16 @@ class Panels:
                     "*from*…*to* (inclusive).", elem_id="dirs_help")
         gr.render(inputs=[self.dirs_key, self.state], triggers=[self.dirs_key.change],
                   show_progress="hidden")(self.directions_panel)
+        with gr.Accordion("What does a direction do? Preview it, name it", open=False, elem_id="dir_tools"):
+            with gr.Row(equal_height=True):
+                self.preview_dir = gr.Dropdown([(f"Direction {i}", i) for i in range(DIRECTIONS_STEP)], value=0,
+                                               label="Direction", scale=2, min_width=140, filterable=False,
+                                               elem_id="preview_dir")
+                self.label_box = gr.Textbox(label="Its name (Enter saves)", placeholder="e.g. sleeve length",
+                                            max_length=MAX_LABEL, scale=3, elem_id="dir_label")
+                self.preview_btn = gr.Button("Preview −3…+3σ", scale=1, min_width=120, elem_id="dir_preview_btn")
+            self.preview_strip = gr.Image(type="pil", format="png", interactive=False, buttons=[],
+                                          label="the current image along the direction", elem_id="dir_preview")
 
     def directions_panel(self, key, user) -> None:
         """The sliders of the first key[1] PCA directions, set from the state's edits."""
@@ -40,9 +50,11 @@ class Panels:
             e = edits.get(i)
             lo, hi = e.layer_range(engine.num_ws) if e else (0, engine.num_ws)
             variance = f"{100 * dirs.explained_variance_ratio[i]:.1f}% of variance"
+            name = state.label_of(i)
             with gr.Row(equal_height=False, elem_classes="dir-row"):
                 strength = Slider(-STRENGTH_RANGE, STRENGTH_RANGE, e.strength if e else 0.0, step=0.1,
-                                     label=f"Direction {i}", info=variance, scale=6, min_width=220,
+                                     label=f"Direction {i}" + (f" · {name}" if name else ""), info=variance,
+                                     scale=6, min_width=220,
                                      interactive=True, elem_id=f"dir{i}")
                 layer = dict(choices=layer_choices, scale=2, min_width=96, visible=last > 0, elem_classes="layer",
                              interactive=True, filterable=False)

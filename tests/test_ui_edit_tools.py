@@ -1,0 +1,101 @@
+"""The editing tools in a real browser: seed blending, direction previews and names (and, with #16's
+projection, editing an uploaded image). `python app.py` on a tiny random StyleGAN2, through chromium;
+what the page shows is compared with the engine's render of the same state in this process."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from explorer.engine import Engine
+from explorer.ui import DEFAULT_PSI, DISPLAY_SIZE
+from ui_helpers import CHROMIUM, App, choose, fetch_pixels, img_src, launch_browser, open_page, pixels, set_number, \
+    wait_src_change
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from gan.commands import new_model
+    root = tmp_path_factory.mktemp("edit_tools")
+    return new_model(root / "models" / "tiny", tiny_config("stylegan2"), seed=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (or `sudo apt-get install -y chromium`)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def app(browser, model):
+    a = App(["--models-dir", str(model.parent)], model.parent.parent / "app.log",
+            env={"GAN_CACHE_DIR": str(model.parent.parent / "cache")})
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(model):
+    return Engine(model, show_bars=False)
+
+
+@pytest.fixture
+def page(browser, app):
+    pg = open_page(browser, app.url)
+    yield pg
+    pg.context.close()
+
+
+def shown(engine, **state) -> np.ndarray:
+    s = engine.default_state(**{"truncation_psi": DEFAULT_PSI, **state})
+    return np.asarray(engine.render(s, size=DISPLAY_SIZE).convert("RGB"))
+
+
+def test_the_blend_slider_goes_from_this_seed_to_the_other(page, engine):
+    assert np.array_equal(pixels(page), shown(engine, seed=0))
+    set_number(page, "#blend_seed", 9)
+    src = img_src(page)
+    set_number(page, "#blend", 1)
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), shown(engine, seed=9))
+    src = img_src(page)
+    set_number(page, "#blend", 0.5)
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), shown(engine, seed=0, blend_seed=9, blend=0.5))
+    src = img_src(page)
+    page.locator("#blend_space").get_by_text("Z slerp").click()
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), shown(engine, seed=0, blend_seed=9, blend=0.5, blend_space="z"))
+    src = img_src(page)
+    set_number(page, "#blend", 0)
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), shown(engine, seed=0))
+
+
+def test_a_direction_is_previewed_and_named_and_the_name_is_kept(page, engine, model, browser, app):
+    page.locator("#dir_tools").get_by_text("What does a direction do?").click()
+    choose(page, "#preview_dir", "Direction 2")
+    page.locator("#dir_preview_btn").click()
+    page.locator("#dir_preview img").wait_for(state="visible")
+    strip = fetch_pixels(page, img_src(page, "#dir_preview"))
+    assert strip.shape[1] > 6 * strip.shape[0] // 2          # seven tiles side by side (and labels under them)
+    box = page.locator("#dir_label input, #dir_label textarea").first
+    box.fill("sleeve length")
+    box.press("Enter")
+    page.get_by_text("Direction 2 · sleeve length").first.wait_for(state="visible")
+    labels = list((model / "directions").glob("labels-*.json"))
+    assert len(labels) == 1 and json.loads(labels[0].read_text()) == {"2": "sleeve length"}
+    again = open_page(browser, app.url)      # another visit: the model's names come with it
+    try:
+        again.get_by_text("Direction 2 · sleeve length").first.wait_for(state="visible")
+    finally:
+        again.context.close()
