@@ -99,3 +99,19 @@ def test_a_direction_is_previewed_and_named_and_the_name_is_kept(page, engine, m
         again.get_by_text("Direction 2 · sleeve length").first.wait_for(state="visible")
     finally:
         again.context.close()
+
+
+def test_the_image_is_marked_busy_while_it_renders_and_cleared_after(page, engine):
+    """The busy mark (dimmed image and a spinner, shown by CSS only after 150 ms) is set when an image
+    event starts and cleared when it ends."""
+    page.evaluate("""() => { window.gleMarks = [];
+        new MutationObserver(() => window.gleMarks.push(document.getElementById('image').classList.contains('gle-busy')))
+          .observe(document.getElementById('image'), {attributes: true, attributeFilter: ['class']}); }""")
+    src = img_src(page)
+    set_number(page, "#seed", 3)
+    wait_src_change(page, src)
+    page.wait_for_function("() => !document.getElementById('image').classList.contains('gle-busy')")
+    assert page.evaluate("window.gleMarks")[:1] == [True]
+    assert np.array_equal(pixels(page), shown(engine, seed=3))
+    css = page.evaluate("getComputedStyle(document.querySelector('#image img')).opacity")
+    assert float(css) == 1.0

@@ -38,12 +38,26 @@ NO_MODEL = ("### No model loaded\nNo model is shipped in `assets/models/` yet. T
 NO_MODEL_PUBLIC = ("### No model installed\nThis server has no model in its models folder yet: upload a "
                    "network .pkl or a zipped model folder above.")
 SHOW_EXPLORER = "() => { document.getElementById('explorer')?.classList.remove('gle-hidden'); }"
-CSS = """
+BUSY_DELAY_MS = 150
+# Run in the browser before an image event is sent: mark the image busy, pass the inputs through.
+MARK_BUSY = ("(...args) => { document.getElementById('image')?.classList.add('gle-busy'); "
+             "return args.length === 1 ? args[0] : args; }")
+CLEAR_BUSY = "() => { document.getElementById('image')?.classList.remove('gle-busy'); }"
+CSS_TEMPLATE = """
 .gle-hidden { display: none !important; }
 #image img, #mix_a img, #mix_b img, #mix_out img, #grid_image img, #stages img, #snapshots img,
 #export_preview img { image-rendering: pixelated; }
 #image_col { position: sticky; top: 8px; align-self: flex-start; }
-#image { max-width: 540px; margin: 0 auto; }
+#image { max-width: 540px; margin: 0 auto; position: relative; }
+/* Busy: dimmed, with a spinner, only once a render has taken BUSY_DELAY_MS (transition delays). */
+#image img { transition: opacity 0s; }
+#image.gle-busy img { opacity: 0.55; transition: opacity 0.1s linear BUSY_DELAY_MSms; }
+#image.gle-busy::after { content: ""; position: absolute; top: 50%; left: 50%; width: 36px; height: 36px;
+  margin: -18px 0 0 -18px; border: 4px solid rgba(255, 255, 255, 0.8); border-top-color: #4f46e5;
+  border-radius: 50%; opacity: 0; animation: gle-spin 0.8s linear infinite, gle-show 0s BUSY_DELAY_MSms forwards;
+  pointer-events: none; z-index: 10; }
+@keyframes gle-spin { to { transform: rotate(360deg); } }
+@keyframes gle-show { to { opacity: 1; } }
 .dir-row { align-items: flex-end; gap: 6px; }
 .dir-row .layer input { text-align: center; }
 #howto { opacity: 0.8; margin-top: -8px; }
@@ -68,6 +82,7 @@ footer { display: none !important; }
   .dir-row .layer { flex: 1 1 40% !important; min-width: 0 !important; }
 }
 """
+CSS = CSS_TEMPLATE.replace("BUSY_DELAY_MS", str(BUSY_DELAY_MS))
 
 
 class ExplorerUI(Panels, Files, Callbacks):
@@ -177,6 +192,14 @@ class ExplorerUI(Panels, Files, Callbacks):
                                             elem_id="blend_space")
 
     # ---- wiring ----------------------------------------------------------------------------------
+    def hot(self, listener, fn, inputs, outputs, **options):
+        """Register an event that renders the image, in the render lane. The page marks the image
+        busy when the event starts and clears the mark when it ends; the mark's CSS shows only after
+        BUSY_DELAY_MS, so a fast model never flickers and a slow one is never a frozen page."""
+        event = listener(fn, inputs, outputs, js=MARK_BUSY, **{**self.fast, **options})
+        event.then(None, js=CLEAR_BUSY)   # .then: after success and after an error alike
+        return event
+
     @property
     def out(self) -> list:
         """What a state change updates: the image and the tabs' images (the state is changed in place)."""
@@ -185,18 +208,18 @@ class ExplorerUI(Panels, Files, Callbacks):
     def wire(self, demo: gr.Blocks) -> None:
         view, state, out, fast = self.view, self.state, self.out, self.fast
         # Each control is an output of its own event: it shows the value used (clamped, rounded).
-        self.seed.input(bind(self.set_seed), [view, state, self.seed, self.keyframes],
-                        [self.seed, *out, self.keyframes], **fast)
-        self.seed_random.click(bind(self.random_seed), [view, state, self.keyframes],
-                               [self.seed, *out, self.keyframes], **fast)
+        self.hot(self.seed.input, bind(self.set_seed), [view, state, self.seed, self.keyframes],
+                 [self.seed, *out, self.keyframes])
+        self.hot(self.seed_random.click, bind(self.random_seed), [view, state, self.keyframes],
+                 [self.seed, *out, self.keyframes])
         # .change: a drag, the keyboard, the number box and the reset icon all fire it (see panels.py).
-        self.psi.change(bind(self.set_psi), [view, state, self.psi], [self.psi, *out], **fast)
-        self.noise.input(bind(self.set_noise), [view, state, self.noise], out, **fast)
-        self.class_box.input(bind(self.set_class), [view, state, self.class_box], [self.class_box, *out], **fast)
+        self.hot(self.psi.change, bind(self.set_psi), [view, state, self.psi], [self.psi, *out])
+        self.hot(self.noise.input, bind(self.set_noise), [view, state, self.noise], out)
+        self.hot(self.class_box.input, bind(self.set_class), [view, state, self.class_box], [self.class_box, *out])
         blend = [view, state, self.blend_seed, self.blend, self.blend_space]
-        self.blend.change(bind(self.set_blend), blend, [self.blend_seed, self.blend, *out], **fast)
+        self.hot(self.blend.change, bind(self.set_blend), blend, [self.blend_seed, self.blend, *out])
         for box in (self.blend_seed, self.blend_space):
-            box.input(bind(self.set_blend), blend, [self.blend_seed, self.blend, *out], **fast)
+            self.hot(box.input, bind(self.set_blend), blend, [self.blend_seed, self.blend, *out])
         self.preview_dir.input(bind(self.choose_preview), [state, self.preview_dir], [self.label_box, self.preview_strip],
                                **fast)
         self.preview_btn.click(bind(self.preview_direction), [state, self.preview_dir], self.preview_strip,
@@ -204,7 +227,7 @@ class ExplorerUI(Panels, Files, Callbacks):
         self.label_box.submit(bind(self.set_label), [state, self.preview_dir, self.label_box, self.dirs_key],
                               [self.label_box, self.dirs_key], **fast)
         for name, tab in self.tabs.items():
-            tab.select(bind(self.select_view, name), state, [view, *out], **fast)
+            self.hot(tab.select, bind(self.select_view, name), state, [view, *out])
 
         model_outputs = [state, *out, self.keyframes, self.seed, self.psi, self.noise, self.class_box,
                          self.blend_seed, self.blend, self.blend_space, self.preview_dir, self.label_box,

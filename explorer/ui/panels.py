@@ -64,16 +64,16 @@ class Panels:
             # .change, not .input or .release: it is the one event that a drag (always_last: one
             # render in flight, then the latest value), the keyboard, the number box and the reset
             # icon all fire. Setting the slider to the value already shown fires nothing.
-            strength.change(bind(self.set_direction, i, boxes), row, [*boxes, *self.out], **self.fast)
+            self.hot(strength.change, bind(self.set_direction, i, boxes), row, [*boxes, *self.out])
             for box in (start, end):
-                box.input(bind(self.set_direction, i, boxes), row, [*boxes, *self.out], **self.fast)
+                self.hot(box.input, bind(self.set_direction, i, boxes), row, [*boxes, *self.out])
         with gr.Row():
             more = gr.Button(f"More directions ({shown} of {limit} shown)", size="sm", interactive=shown < limit,
                              elem_id="dirs_more")
             reset = gr.Button("Reset directions", size="sm", elem_id="dirs_reset")
         more.click(self.more_directions, self.dirs_key, self.dirs_key, **self.fast)
-        reset.click(bind(self.reset_directions), [self.view, self.state, self.dirs_key],
-                    [*self.out, self.dirs_key], **self.fast)
+        self.hot(reset.click, bind(self.reset_directions), [self.view, self.state, self.dirs_key],
+                 [*self.out, self.dirs_key])
 
     def build_mixing(self) -> None:
         gr.render(inputs=[self.mix_key, self.state], triggers=[self.mix_key.change],
@@ -111,11 +111,11 @@ class Panels:
                        for name, layers in presets.items() if layers or name == "none"}
         mix = [self.view, self.state, mix_seed, *groups]
         for c in (mix_seed, *groups):
-            c.input(bind(self.set_mixing, mix_seed), mix, [mix_seed, *self.out], **self.fast)
-        mix_random.click(bind(self.random_mix_seed, mix_seed), mix, [mix_seed, *self.out], **self.fast)
+            self.hot(c.input, bind(self.set_mixing, mix_seed), mix, [mix_seed, *self.out])
+        self.hot(mix_random.click, bind(self.random_mix_seed, mix_seed), mix, [mix_seed, *self.out])
         for name, btn in buttons.items():
-            btn.click(bind(self.preset, presets[name], groups, mix_seed), [self.view, self.state, mix_seed],
-                      [*groups, mix_seed, *self.out], **self.fast)
+            self.hot(btn.click, bind(self.preset, presets[name], groups, mix_seed), [self.view, self.state, mix_seed],
+                      [*groups, mix_seed, *self.out])
 
     def mixing_grid_panel(self, key, user) -> None:
         if key is None or user is None or not self.engine(user.state).supports_style_mixing:
