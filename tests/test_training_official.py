@@ -208,3 +208,15 @@ def test_w_avg_moves_in_every_training_mapping_pass_but_not_the_mixing_pass():
     moved.clear()
     trainer.step(real, 1)  # G main, D main
     assert moved == [True, False] * 2
+
+
+@pytest.mark.parametrize("pl_weight, gamma", [(2.0, 1.0), (0.0, 1.0), (2.0, 0.0)])
+def test_the_lazy_regularisation_correction_follows_the_interval_even_with_a_zero_weight(pl_weight, gamma):
+    """training_loop.py: mb_ratio = reg_interval / (reg_interval + 1) scales lr and betas whenever an interval
+    is set, whatever the penalty's weight (--cfg cifar: pl_weight 0, G still at lr * 4/5)."""
+    trainer = tiny_trainer(pl_weight=pl_weight, gamma=gamma, lr=0.0025)
+    for opt, interval in ((trainer.opt_G, 4), (trainer.opt_D, 16)):
+        ratio = interval / (interval + 1)
+        group = opt.param_groups[0]
+        assert group["lr"] == pytest.approx(0.0025 * ratio, rel=1e-12)
+        assert group["betas"] == pytest.approx((0.0, 0.99 ** ratio), rel=1e-12)

@@ -18,7 +18,10 @@ their value. Where we differ on purpose:
   see config.py) so that CPU runs stay possible; the named configurations use the official 512.
 - The official trainer reaches a configuration's batch on fewer GPUs than it was tuned for
   (`ref_gpus`) by accumulating gradients; we process the global batch in one pass per phase.
-- 'cifar' turns D's residual skips off ('orig' architecture), which our D does not have.
+- The official 'cifar' D has no residual skips ('orig' architecture); our D is always residual,
+  so `--cfg cifar` trains a residual D (with every number of the official cifar configuration).
+- The official trainer runs the 4 highest resolutions in fp16 (num_fp16_res 4); we train in fp32,
+  or bf16 with --precision bf16. conv_clamp 256 is the same.
 - --kimg keeps its short default (200) instead of the official 25000.
 """
 from __future__ import annotations

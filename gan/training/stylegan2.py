@@ -54,8 +54,10 @@ class StyleGAN2Trainer(Trainer):
         super().__init__(cfg, G, D, augment, dist, amp)
         self.do_pl = cfg.pl_weight > 0
         self.do_r1 = cfg.gamma > 0
-        self.opt_G = lazy_adam(G.parameters(), cfg.lr, cfg.g_reg_interval if self.do_pl else None)
-        self.opt_D = lazy_adam(D.parameters(), cfg.lr, cfg.d_reg_interval if self.do_r1 else None)
+        # As the official loop: the correction follows the interval even when the penalty's weight is 0
+        # (--cfg cifar has pl_weight 0; its G still trains at lr * 4/5, betas ** 4/5).
+        self.opt_G = lazy_adam(G.parameters(), cfg.lr, cfg.g_reg_interval)
+        self.opt_D = lazy_adam(D.parameters(), cfg.lr, cfg.d_reg_interval)
         self.pl_mean = torch.zeros([], device=self.device)
         # torch.compile cannot differentiate twice: only the main passes use the compiled modules.
         self.synthesis_main = torch.compile(G.synthesis) if cfg.compile else G.synthesis
