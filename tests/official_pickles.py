@@ -12,10 +12,13 @@ The files have the structure and the globals of the real ones:
 - TensorFlow StyleGAN2: a tuple (G, D, Gs) of `dnnlib.tflib.network.Network` objects (NEWOBJ + BUILD)
   whose state holds version, name, static_kwargs, components, build_module_src, build_func_name and
   variables, the arrays as `numpy.core.multiarray._reconstruct(numpy.ndarray, ...)` + raw bytes, in TF
-  layouts (the inverse of the mapping in stylegan2-ada-pytorch's legacy.py).
+  layouts (the inverse of the mapping in stylegan2-ada-pytorch's legacy.py); 0-d variables (lod, every
+  noise_strength) as numpy scalars `numpy.core.multiarray.scalar(numpy.dtype('f4'), bytes)`, since
+  Network.__getstate__ stores what tflib.run returns, and TF's session.run returns np.float32 for them.
 
 Those globals are not importable here, so the pickles are written at the protocol level: `Global`, `Call`
-and `NewObj` markers become GLOBAL / STACK_GLOBAL, REDUCE and NEWOBJ (+ SETITEMS, BUILD) opcodes.
+and `NewObj` markers become GLOBAL / STACK_GLOBAL, REDUCE and NEWOBJ (+ SETITEMS, BUILD) opcodes, and
+`Raw` opcodes (for hostile files) are written as they are.
 """
 from __future__ import annotations
 
@@ -70,6 +73,14 @@ class NewObj:
         self.cls, self.state, self.items = cls, state, items
 
 
+class Raw:
+    """Opcodes written as they are, that push one object (for hostile files: `Raw(b")" + b"2\x86" * 22)` is
+    a tuple sharing each level twice). They must not use the memo."""
+
+    def __init__(self, opcodes: bytes):
+        self.opcodes = opcodes
+
+
 class OfficialPickler(pickle._Pickler):
     dispatch = dict(pickle._Pickler.dispatch)
 
@@ -109,9 +120,13 @@ class OfficialPickler(pickle._Pickler):
         self.write(pickle.NEWOBJ)
         self._finish(obj)
 
+    def _save_raw(self, obj: Raw) -> None:
+        self.write(obj.opcodes)
+
     dispatch[Global] = _save_global_marker
     dispatch[Call] = _save_call
     dispatch[NewObj] = _save_newobj
+    dispatch[Raw] = _save_raw
 
 
 def dump(obj, path_or_file, protocol: int = 4, persistent_ids: dict | None = None) -> None:
@@ -387,7 +402,10 @@ NETWORK = Global("dnnlib.tflib.network", "Network")
 
 
 def tf_array(fl: Flavour, a) -> Call:
+    """A TF variable's value as session.run returned it: an ndarray, or a numpy scalar when it is 0-d."""
     a = np.array(a, dtype=np.float32, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+    if a.ndim == 0:
+        return Call(Global("numpy.core.multiarray", "scalar"), (fl.dtype("f4"), a.tobytes()))
     return Call(Global("numpy.core.multiarray", "_reconstruct"), (Global("numpy", "ndarray"), (0,), b"b"),
                 state=(1, tuple(a.shape), fl.dtype("f4"), False, a.tobytes()))
 

@@ -17,14 +17,14 @@ import torch
 
 from .errors import UnsupportedNetworkError
 from .model import ImportedModel, as_float32, check_generator, is_default_filter, make_config, shape_mismatch
-from .unpickler import PersistentObject, plain
+from .unpickler import PersistentObject, brief, one_line, plain
 
 _STYLEGAN3_LAYER = re.compile(r"L\d+_\d+_\d+\Z")
 
 
 def describe(data) -> str:
     if isinstance(data, dict):
-        keys = ", ".join(sorted(map(str, data))[:8])
+        keys = ", ".join(one_line(k, 40) for k in sorted(map(str, data))[:8])
         return f"a dict with keys {keys}" if keys else "an empty dict"
     if isinstance(data, PersistentObject):
         return f"a {data.class_name} network"
@@ -35,13 +35,13 @@ def _number(x, what: str) -> float | None:
     if x is None:
         return None
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise UnsupportedNetworkError(f"{what} is {x!r}, not a number")
+        raise UnsupportedNetworkError(f"{what} is {brief(x)}, not a number")
     return float(x)
 
 
 def _int(x, what: str) -> int:
     if isinstance(x, bool) or not isinstance(x, int):
-        raise UnsupportedNetworkError(f"{what} is {x!r}, not an integer")
+        raise UnsupportedNetworkError(f"{what} is {brief(x)}, not an integer")
     return x
 
 
@@ -67,8 +67,8 @@ def _filters_ok(module: PersistentObject, what: str) -> None:
     for name, sub in module.walk():
         f = sub.own_tensors().get("resample_filter")
         if f is not None and not is_default_filter(f):
-            raise UnsupportedNetworkError(f"{what}: {name or module.class_name}.resample_filter is not the [1,3,3,1] "
-                                          "filter of every official config: not supported yet")
+            raise UnsupportedNetworkError(f"{what}: {one_line(name or module.class_name, 120)}.resample_filter is not "
+                                          "the [1,3,3,1] filter of every official config: not supported yet")
 
 
 def _read_generator(G: PersistentObject, what: str) -> tuple[ImportedModel, dict]:
@@ -98,8 +98,8 @@ def _read_generator(G: PersistentObject, what: str) -> tuple[ImportedModel, dict
         arch = block.attr("architecture", "resnet" if "skip" in block.modules else
                           ("skip" if "torgb" in block.modules else "orig"))
         if arch != "skip" or "skip" in block.modules or "torgb" not in block.modules:
-            raise UnsupportedNetworkError(f"{what}: a generator with synthesis architecture {arch!r}: not supported "
-                                          "yet (only 'skip', which every official config uses)")
+            raise UnsupportedNetworkError(f"{what}: a generator with synthesis architecture {brief(arch)}: not "
+                                          "supported yet (only 'skip', which every official config uses)")
         for layer_name in ("conv0", "conv1", "torgb"):
             layer = block.module(layer_name)
             if layer is None:
@@ -151,8 +151,8 @@ def _read_generator(G: PersistentObject, what: str) -> tuple[ImportedModel, dict
         notes.append("use_noise=False: noise inputs set to zero strength")
     elif len(use_noise) > 1:
         raise UnsupportedNetworkError(f"{what}: noise inputs in some layers only: not supported yet")
+    check_generator(tensors, cfg, what)  # before any float32 copy: only tensors that map onto ours are converted
     tensors = as_float32(tensors)
-    check_generator(tensors, cfg, what)
     sg3 = "fused_modconv_default" in kwargs or any(b.attr("fused_modconv_default") is not None for b in blocks.values())
     fmt = "stylegan3 (--cfg stylegan2)" if sg3 else "stylegan2-ada-pytorch"
     return ImportedModel(cfg=cfg, G=tensors, D=None, format=fmt, init_kwargs=kwargs, notes=notes), syn_kwargs
@@ -169,14 +169,16 @@ def _read_discriminator(D: PersistentObject, cfg) -> tuple[dict | None, object, 
     for name, module in D.walk():
         arch = module.attr("architecture")
         if arch is not None and arch != "resnet":
-            return None, cfg, f"D architecture {arch!r} is not supported yet (only 'resnet', the official default)"
+            return None, cfg, f"D architecture {brief(arch)} is not supported yet (only 'resnet', the official default)"
+        where = one_line(name, 120)
         if module.class_name == "Conv2dLayer" and module.attr("activation", "lrelu") not in ("lrelu", "linear"):
-            return None, cfg, f"D layer {name} uses {module.attr('activation')!r}, not lrelu"
+            return None, cfg, f"D layer {where} uses {brief(module.attr('activation'))}, not lrelu"
         if module.class_name == "Conv2dLayer":
             clamp = module.attr("conv_clamp")
             want = None if name.endswith(".skip") else cfg.conv_clamp  # residual skips are never clamped
-            if _number(clamp, f"D layer {name}: conv_clamp") != want:
-                return None, cfg, f"D layer {name} has conv_clamp {clamp}, G {cfg.conv_clamp} (one value per model here)"
+            if _number(clamp, f"D layer {where}: conv_clamp") != want:
+                return None, cfg, (f"D layer {where} has conv_clamp {brief(clamp)}, G {cfg.conv_clamp} "
+                                   "(one value per model here)")
         f = module.own_tensors().get("resample_filter")
         if f is not None and not is_default_filter(f):
             return None, cfg, "D's resample_filter is not the [1,3,3,1] filter"
@@ -186,15 +188,15 @@ def _read_discriminator(D: PersistentObject, cfg) -> tuple[dict | None, object, 
         return None, cfg, "D has no minibatch-stddev layer (mbstd_num_channels=0), which ours always has"
     group, channels = mbstd.attr("group_size"), mbstd.attr("num_channels", 1)
     if not isinstance(group, int) or isinstance(group, bool) or group < 1 or not isinstance(channels, int) or channels < 1:
-        return None, cfg, f"D's minibatch-stddev group size {group!r} (None = whole batch) is not supported yet"
+        return None, cfg, f"D's minibatch-stddev group size {brief(group)} (None = whole batch) is not supported yet"
     d_cfg = dataclasses.replace(cfg, mbstd_group_size=group, mbstd_num_channels=channels)
     if kwargs.get("channel_base", 32768) != cfg.channel_base or kwargs.get("channel_max", 512) != cfg.channel_max:
         return None, cfg, "D's channel_base / channel_max differ from G's (one value per model here)"
-    tensors = as_float32({k: v for k, v in D.tensors().items() if not k.endswith(".resample_filter")})
+    tensors = {k: v for k, v in D.tensors().items() if not k.endswith(".resample_filter")}
     problem = shape_mismatch("D", tensors, d_cfg)
     if problem:
         return None, cfg, f"D does not map onto ours: {problem}"
-    return tensors, d_cfg, None
+    return as_float32(tensors), d_cfg, None
 
 
 def read_pytorch_pickle(box: list) -> ImportedModel:

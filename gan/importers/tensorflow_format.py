@@ -16,7 +16,7 @@ import torch
 
 from .errors import UnsupportedNetworkError
 from .model import ImportedModel, check_generator, make_config, shape_mismatch
-from .unpickler import TFNetwork, plain
+from .unpickler import TFNetwork, brief, one_line, plain
 
 _UNSUPPORTED_BUILDERS = {
     "G_style": "a StyleGAN (v1) TensorFlow generator",
@@ -46,12 +46,12 @@ class _Kwargs:
     def refuse_unknown(self) -> None:
         unknown = sorted(set(self.kwargs) - self.known)
         if unknown:
-            raise UnsupportedNetworkError(f"{self.what}: unknown TensorFlow kwarg {unknown[0]}={self.kwargs[unknown[0]]!r}: "
-                                          "not supported yet")
+            raise UnsupportedNetworkError(f"{self.what}: unknown TensorFlow kwarg {one_line(unknown[0], 60)}="
+                                          f"{brief(self.kwargs[unknown[0]])}: not supported yet")
 
     def require(self, name: str, value, allowed: tuple) -> None:
         if value not in allowed:
-            raise UnsupportedNetworkError(f"{self.what}: {name}={value!r} is not supported yet "
+            raise UnsupportedNetworkError(f"{self.what}: {name}={brief(value)} is not supported yet "
                                           f"(supported: {', '.join(map(repr, allowed))})")
 
 
@@ -98,11 +98,11 @@ def _check_generator_kind(Gs: TFNetwork) -> None:
     if func in _UNSUPPORTED_BUILDERS:
         raise UnsupportedNetworkError(f"{_UNSUPPORTED_BUILDERS[func]} ({func}): not supported yet")
     if func != "G_main":
-        raise UnsupportedNetworkError(f"a TensorFlow network built by {func}, not a StyleGAN2 generator (G_main): "
-                                      "not supported yet")
+        raise UnsupportedNetworkError(f"a TensorFlow network built by {one_line(func, 60)}, not a StyleGAN2 generator "
+                                      "(G_main): not supported yet")
     if Gs.version < 4:
-        raise UnsupportedNetworkError(f"a TensorFlow network pickle of version {Gs.version} (StyleGAN2's are 4): "
-                                      "not supported")
+        raise UnsupportedNetworkError(f"a TensorFlow network pickle of version {brief(Gs.version)} (StyleGAN2's are "
+                                      "4): not supported")
     for name in ("mapping", "synthesis"):
         if name not in Gs.components:
             raise UnsupportedNetworkError(f"a TensorFlow G_main without a {name} network: not supported yet")
@@ -111,8 +111,8 @@ def _check_generator_kind(Gs: TFNetwork) -> None:
     if synthesis_func in _UNSUPPORTED_BUILDERS:
         raise UnsupportedNetworkError(f"{_UNSUPPORTED_BUILDERS[synthesis_func]} ({synthesis_func}): not supported yet")
     if mapping_func != "G_mapping" or synthesis_func not in _SYNTHESIS_BUILDERS:
-        raise UnsupportedNetworkError(f"a TensorFlow generator with {mapping_func} / {synthesis_func}: "
-                                      "not supported yet")
+        raise UnsupportedNetworkError(f"a TensorFlow generator with {one_line(mapping_func, 60)} / "
+                                      f"{one_line(synthesis_func, 60)}: not supported yet")
 
 
 def _read_generator(Gs: TFNetwork, what: str = "Gs") -> ImportedModel:
@@ -143,7 +143,7 @@ def _read_generator(Gs: TFNetwork, what: str = "Gs") -> ImportedModel:
     kw.refuse_unknown()
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (z_dim, c_dim, w_dim, res, channels,
                                                                         num_layers, fmap_base, fmap_max)):
-        raise UnsupportedNetworkError(f"{what}: non-integer sizes in static_kwargs {Gs.static_kwargs}")
+        raise UnsupportedNetworkError(f"{what}: non-integer sizes in static_kwargs {brief(Gs.static_kwargs, 120)}")
     cfg = make_config(what, img_resolution=res, img_channels=channels, z_dim=z_dim, w_dim=w_dim, c_dim=c_dim,
                       mapping_layers=num_layers, mapping_lr_multiplier=float(lrmul), channel_base=2 * fmap_base,
                       channel_max=fmap_max, conv_clamp=None if conv_clamp is None else float(conv_clamp),
@@ -182,8 +182,9 @@ def _read_generator(Gs: TFNetwork, what: str = "Gs") -> ImportedModel:
         t[b + "affine.bias"] = _t(p(tf + "mod_bias") + np.float32(1))
     left = p.leftovers()
     if left:
-        raise UnsupportedNetworkError(f"{what}: TensorFlow variable {left[0]} {list(p.variables[left[0]].shape)} has no "
-                                      "counterpart here: an architecture not supported yet")
+        shape = list(p.variables[left[0]].shape)
+        raise UnsupportedNetworkError(f"{what}: TensorFlow variable {one_line(left[0], 80)} {shape} has no counterpart "
+                                      "here: an architecture not supported yet")
     check_generator(t, cfg, what)
     notes = [] if use_noise else ["use_noise=False: noise inputs set to zero strength"]
     return ImportedModel(cfg=cfg, G=t, D=None, format="stylegan2-tensorflow", init_kwargs=plain(Gs.static_kwargs),
@@ -194,7 +195,7 @@ def _read_discriminator(D: TFNetwork, cfg):
     """(tensors, cfg with D's minibatch-stddev settings, None) or (None, cfg, why D is not imported)."""
     import dataclasses
     if D.build_func_name not in _DISCRIMINATOR_BUILDERS:
-        return None, cfg, f"D is built by {D.build_func_name}, not a StyleGAN2 discriminator"
+        return None, cfg, f"D is built by {one_line(D.build_func_name, 60)}, not a StyleGAN2 discriminator"
     kw = _Kwargs(D.static_kwargs, "D")
     if kw("label_size", 0):
         return None, cfg, "conditional discriminators are not supported yet"
@@ -207,7 +208,7 @@ def _read_discriminator(D: TFNetwork, cfg):
               ("fmap_min", kw("fmap_min", 1), 1), ("mapping_layers", kw("mapping_layers", 0), 0)]
     for name, value, want in checks:
         if value != want:
-            return None, cfg, f"D's {name}={value!r} does not map onto ours (needs {want!r})"
+            return None, cfg, f"D's {name}={brief(value)} does not map onto ours (needs {want!r})"
     group, channels = kw("mbstd_group_size", 4), kw("mbstd_num_features", 1)
     kw.ignore("structure", "num_fp16_res", "dtype", "is_template_graph", "mapping_fmaps", "mapping_lrmul", "freeze_layers")
     try:
@@ -215,7 +216,8 @@ def _read_discriminator(D: TFNetwork, cfg):
     except UnsupportedNetworkError as e:
         return None, cfg, str(e)
     if not isinstance(group, int) or group <= 1 or not isinstance(channels, int) or channels < 1:
-        return None, cfg, f"D's minibatch-stddev settings ({group}, {channels}) are not supported (ours always has one)"
+        return None, cfg, (f"D's minibatch-stddev settings ({brief(group)}, {brief(channels)}) are not supported "
+                           "(ours always has one)")
     d_cfg = dataclasses.replace(cfg, mbstd_group_size=group, mbstd_num_channels=channels)
     p = _Variables(D.take_variables(), "D")
     t = {}
@@ -239,7 +241,7 @@ def _read_discriminator(D: TFNetwork, cfg):
         return None, cfg, str(e)
     left = p.leftovers()
     if left:
-        return None, cfg, f"TensorFlow variable {left[0]} has no counterpart in ours"
+        return None, cfg, f"TensorFlow variable {one_line(left[0], 80)} has no counterpart in ours"
     problem = shape_mismatch("D", t, d_cfg)
     if problem:
         return None, cfg, f"D does not map onto ours: {problem}"

@@ -12,8 +12,17 @@ unpickler runs with its own opcode table:
 - REDUCE calls only those stand-ins; NEWOBJ builds only our record classes; BUILD sets state only on
   them; list / dict / set opcodes apply only to real lists, dicts and sets.
 - INST, OBJ, EXT1/2/4, PERSID / BINPERSID, NEWOBJ_EX and out-of-band buffers are refused.
+- Dict keys and set members may only be str, int, float, bool, None or bytes, and tuples (and lists and
+  dicts built from items) nest at most 64 deep: hashing a nested tuple recurses in C, and 10**6 levels
+  overflow the C stack, a crash no except can catch.
 - A tensor's storage is a nested torch.save archive, opened with torch.load(weights_only=True); a
-  tensor may only view a storage that came from such an archive, within its bounds, with no hooks.
+  tensor may only view a storage that came from such an archive, within its bounds, with no hooks, and
+  all the tensors of one storage together hold at most its elements (no zero or overlapping strides
+  that make a small storage a huge tensor once converted or saved).
+- Messages describe the file's objects with `brief` (a repr bounded in depth, items and length: shared
+  references make a plain repr exponential in the file's size), on one line of bounded length.
+- After loading, traversals refuse a module or TF network reached twice (NVIDIA's files are trees;
+  shared references would make a walk exponential) and `plain` stops at 100,000 values.
 - `module_src` (the code NVIDIA's loader executes) is kept as a string and never executed or imported;
   only the names of the classes and functions it defines are read (with a regex), for messages.
 """
@@ -25,6 +34,7 @@ import os
 import pickle
 import pickletools
 import re
+import reprlib
 import struct
 import warnings
 from pathlib import Path
@@ -35,12 +45,15 @@ import torch
 
 from .errors import PickleImportError, UnsafePickleError, UnsupportedNetworkError
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")  # module, class and tensor names
 _DEFINITION = re.compile(r"^(?:class|def)\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
 _TENSOR_DTYPES = {torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8, torch.int8,
                   torch.int16, torch.int32, torch.int64, torch.bool}
 _NUMPY_TYPES = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8"}
 _MAX_NDIM = 8
+_KEY_TYPES = (str, int, float, bool, type(None), bytes)  # what dict keys and set members may be
+_PLAIN_BUDGET = 100_000  # values plain() converts at most
+_MAX_NESTING = 64  # containers built from items (NVIDIA's nest a few levels)
 
 # Globals we recognise but do not import: a clearer message than "refusing ...".
 _UNSUPPORTED_GLOBALS = {
@@ -52,9 +65,23 @@ def _malformed(what: str) -> PickleImportError:
     return PickleImportError(f"malformed network pickle: {what}")
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def one_line(text, limit: int = 200) -> str:
+    """str(text) on one line (runs of white space folded) of at most `limit` characters."""
+    text = str(text)
+    head = " ".join(text[:4 * limit].split())
+    return head if len(head) <= limit and len(text) <= 4 * limit else head[:limit - 3] + "..."
+
+
+def brief(obj, limit: int = 60) -> str:
+    """A file-supplied object described for a message: one line of at most `limit` characters, in bounded
+    time whatever the object holds."""
+    return one_line(_BRIEF.repr(obj), limit)
+
+
+def _check_keys(keys, what: str) -> None:
+    for key in keys:
+        if type(key) not in _KEY_TYPES:
+            raise _malformed(f"{what} with a {type(key).__name__} key or member (only str, numbers, None, bytes)")
 
 
 def _is_int(x) -> bool:
@@ -69,6 +96,9 @@ def _empty_dict(x) -> bool:
 
 class EasyDict(dict):
     """dnnlib.util.EasyDict (a dict with attribute access in NVIDIA's code): read as a plain dict."""
+
+
+_CONTAINERS = (tuple, list, dict, set, frozenset, EasyDict)
 
 
 class PersistentObject:
@@ -108,13 +138,19 @@ class PersistentObject:
             out.update({k: v for k, v in self._table(key).items() if v is not None})
         return out
 
-    def walk(self, prefix: str = "", _depth: int = 0):
-        """(dotted name, module) for this module and every submodule, depth first."""
+    def walk(self, prefix: str = "", _depth: int = 0, _seen: set | None = None):
+        """(dotted name, module) for this module and every submodule, depth first. A module reached twice is
+        refused: NVIDIA's module trees are trees, and shared submodules would make the walk exponential."""
+        seen = set() if _seen is None else _seen
+        where = one_line(prefix.rstrip(".") or self.class_name, 120)
         if _depth > 32:
-            raise _malformed(f"modules nested more than 32 deep at {prefix.rstrip('.')}")
+            raise _malformed(f"modules nested more than 32 deep at {where}")
+        if id(self) in seen:
+            raise _malformed(f"module {where} is also a submodule elsewhere (shared, not a tree)")
+        seen.add(id(self))
         yield prefix.rstrip("."), self
         for name, child in self.modules.items():
-            yield from child.walk(f"{prefix}{name}.", _depth + 1)
+            yield from child.walk(f"{prefix}{name}.", _depth + 1, seen)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every parameter and buffer, named as in a state dict (`synthesis.b4.conv1.weight`)."""
@@ -132,7 +168,7 @@ class PersistentObject:
                 raise _malformed(f"{self.class_name}.{key} is a {type(table).__name__}, not a dict")
             for name, value in table.items():
                 if not isinstance(name, str) or not _IDENTIFIER.match(name):
-                    raise _malformed(f"{self.class_name}.{key} has the name {name!r}")
+                    raise _malformed(f"{self.class_name}.{key} has the name {brief(name)}")
                 if value is not None and not isinstance(value, kind):
                     raise _malformed(f"{self.class_name}.{key}[{name!r}] is a {type(value).__name__}")
         return self
@@ -143,7 +179,7 @@ class TFNetwork:
     name, static_kwargs, components (sub-networks) and variables (name -> numpy array)."""
 
     def __repr__(self) -> str:
-        return f"<TF network {getattr(self, 'name', '?')}>"
+        return f"<TF network {one_line(getattr(self, 'name', '?'), 60)}>"
 
     def __setstate__(self, state) -> None:
         if hasattr(self, "variables"):
@@ -158,35 +194,49 @@ class TFNetwork:
         self.build_func_name = state.get("build_func_name")
         if not isinstance(self.name, str) or not isinstance(self.build_func_name, str):
             raise _malformed("a TensorFlow network without a name or build function name")
+        what = f"TensorFlow network {one_line(self.name, 60)}"
         self.static_kwargs = state.get("static_kwargs", {})
         self.components = state.get("components", {})
         if not isinstance(self.static_kwargs, dict) or not isinstance(self.components, dict):
-            raise _malformed(f"TensorFlow network {self.name}: static_kwargs or components is not a dict")
+            raise _malformed(f"{what}: static_kwargs or components is not a dict")
         self.static_kwargs, self.components = dict(self.static_kwargs), dict(self.components)  # copies: see PersistentObject
         for name, comp in self.components.items():
             if not isinstance(name, str) or not isinstance(comp, TFNetwork):
-                raise _malformed(f"TensorFlow network {self.name}: component {name!r} is not a network")
+                raise _malformed(f"{what}: component {brief(name)} is not a network")
         variables = state.get("variables", [])
         if not isinstance(variables, (list, tuple)):
-            raise _malformed(f"TensorFlow network {self.name}: variables is not a list")
+            raise _malformed(f"{what}: variables is not a list")
         self.variables = {}
         for item in variables:
-            if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)
-                    and isinstance(item[1], NumpyArray)):
-                raise _malformed(f"TensorFlow network {self.name}: a variable is not a (name, array) pair")
-            self.variables[item[0]] = item[1].array
+            if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], str)):
+                raise _malformed(f"{what}: a variable is not a (name, value) pair")
+            name, value = item
+            if isinstance(value, NumpyArray):
+                self.variables[name] = value.array
+            elif type(value) in (float, int, bool):
+                # A 0-d variable (noise_strength, lod): TF's session.run returns a numpy scalar for it, which
+                # _numpy_scalar reads as a Python number. TF's variables are float32 (exact from f4).
+                self.variables[name] = np.asarray(value, dtype=np.float32 if type(value) is float else None)
+            else:
+                raise _malformed(f"{what}: variable {brief(name)} is a {type(value).__name__}, not an array")
         src = state.get("build_module_src", "")
         self.defines = frozenset(_DEFINITION.findall(src)) if isinstance(src, str) else frozenset()
 
-    def take_variables(self, prefix: str = "", _depth: int = 0) -> dict[str, np.ndarray]:
+    def take_variables(self, prefix: str = "", _depth: int = 0, _seen: set | None = None) -> dict[str, np.ndarray]:
         """Own variables and those of every component, named `component/variable` (as legacy.py does), moved
-        out of the networks (which keep none), so that each array can be freed once converted."""
+        out of the networks (which keep none), so that each array can be freed once converted. A network
+        reached twice is refused (components form a tree in real files)."""
+        seen = set() if _seen is None else _seen
+        where = one_line(prefix or "the top", 120)
         if _depth > 8 or not hasattr(self, "variables"):
-            raise _malformed(f"TensorFlow components nested too deep, or without state, at {prefix or 'the top'}")
+            raise _malformed(f"TensorFlow components nested too deep, or without state, at {where}")
+        if id(self) in seen:
+            raise _malformed(f"TensorFlow network {where} is also a component elsewhere (shared, not a tree)")
+        seen.add(id(self))
         out = {prefix + k: v for k, v in self.variables.items()}
         self.variables = {}
         for name, comp in self.components.items():
-            out.update(comp.take_variables(f"{prefix}{name}/", _depth + 1))
+            out.update(comp.take_variables(f"{prefix}{name}/", _depth + 1, seen))
         return out
 
 
@@ -204,7 +254,7 @@ class NumpyDtype:
                 and state[1] in ("<", ">", "|", "=") and state[2] is None and state[3] is None
                 and state[4] is None and all(_is_int(x) for x in state[5:8])
                 and (len(state) == 8 or state[8] is None or _empty_dict(state[8]))):
-            raise _malformed(f"unexpected numpy dtype state {_one_line(repr(state), 80)}")
+            raise _malformed(f"unexpected numpy dtype state {brief(state, 80)}")
         self.byteorder, self._state_set = state[1], True
 
     def numpy(self) -> np.dtype:
@@ -225,12 +275,12 @@ class NumpyArray:
             raise _malformed("unexpected numpy array state")
         shape, dtype, fortran, raw = state
         if not (isinstance(shape, tuple) and len(shape) <= _MAX_NDIM and all(_is_int(s) and s >= 0 for s in shape)):
-            raise _malformed(f"a numpy array with shape {_one_line(repr(shape), 80)}")
+            raise _malformed(f"a numpy array with shape {brief(shape, 80)}")
         if not isinstance(dtype, NumpyDtype) or not isinstance(fortran, bool) or not isinstance(raw, (bytes, bytearray)):
             raise _malformed("a numpy array that is not plain numeric data")
         np_dtype = dtype.numpy()
         if len(raw) != math.prod(shape) * np_dtype.itemsize:
-            raise _malformed(f"a numpy array of shape {list(shape)} with {len(raw)} bytes of data")
+            raise _malformed(f"a numpy array of shape {brief(list(shape))} with {len(raw)} bytes of data")
         self.array = np.frombuffer(raw, dtype=np_dtype).reshape(shape, order="F" if fortran else "C")
 
 
@@ -252,6 +302,7 @@ def _ordered_dict(items=()) -> dict:
         return dict(items)
     if not isinstance(items, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in items):
         raise _malformed("OrderedDict() of something other than (key, value) pairs")
+    _check_keys((p[0] for p in items), "an OrderedDict")
     return dict(items)
 
 
@@ -259,6 +310,7 @@ def _container(kind: type) -> Callable:
     def build(items=()):
         if not isinstance(items, (list, tuple)):
             raise _malformed(f"{kind.__name__}() of a {type(items).__name__}")
+        _check_keys(items, f"a {kind.__name__}")
         return kind(items)
     return build
 
@@ -269,7 +321,7 @@ def _flag(x) -> bool:
 
 def _numpy_dtype(name, align=False, copy=True) -> NumpyDtype:
     if not isinstance(name, str) or name not in _NUMPY_TYPES or not _flag(align) or not _flag(copy):
-        raise UnsafePickleError(f"refusing numpy dtype {_one_line(repr(name), 40)}: not a plain numeric type")
+        raise UnsafePickleError(f"refusing numpy dtype {brief(name, 40)}: not a plain numeric type")
     return NumpyDtype(name)
 
 
@@ -287,6 +339,34 @@ def _numpy_reconstruct(cls, shape, typecode) -> NumpyArray:
     if cls is not NDARRAY or type(shape) is not tuple or shape != (0,) or type(typecode) not in (bytes, str):
         raise _malformed("numpy _reconstruct of something other than an empty ndarray")
     return NumpyArray()
+
+
+class _Brief(reprlib.Repr):
+    """The repr behind `brief`: containers to 3 levels and 4 items, strings and bytes cut short, large ints
+    by their size, our records by their (bounded) repr, anything else by its type name."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel = 3
+        self.maxtuple = self.maxlist = self.maxdict = self.maxset = self.maxfrozenset = 4
+        self.maxstring = self.maxother = 40
+
+    def repr1(self, x, level) -> str:
+        kind = type(x)
+        if kind in (tuple, list, dict, set, frozenset, str):
+            return super().repr1(x, level)
+        if kind is EasyDict:
+            return self.repr_dict(x, level)
+        if kind is int:
+            return repr(x) if x.bit_length() <= 64 else f"<{x.bit_length()}-bit int>"
+        if kind in (bytes, bytearray):
+            return repr(bytes(x[:20])) + ("..." if len(x) > 20 else "")
+        if x is None or kind in (bool, float, PersistentObject, TFNetwork, _NDArrayClass):
+            return repr(x)
+        return f"<{kind.__name__}>"
+
+
+_BRIEF = _Brief()
 
 
 # ---- the unpickler -------------------------------------------------------------------------------------
@@ -324,8 +404,7 @@ _PLAIN_OPCODES = [  # opcodes that only push data, frame the stream, or use the 
     pickle.NONE, pickle.NEWTRUE, pickle.NEWFALSE, pickle.FLOAT, pickle.BINFLOAT,
     pickle.STRING, pickle.BINSTRING, pickle.SHORT_BINSTRING, pickle.UNICODE, pickle.BINUNICODE,
     pickle.SHORT_BINUNICODE, pickle.BINUNICODE8, pickle.BINBYTES, pickle.SHORT_BINBYTES, pickle.BINBYTES8,
-    pickle.EMPTY_LIST, pickle.LIST, pickle.EMPTY_TUPLE, pickle.TUPLE, pickle.TUPLE1, pickle.TUPLE2,
-    pickle.TUPLE3, pickle.EMPTY_DICT, pickle.DICT, pickle.EMPTY_SET, pickle.FROZENSET,
+    pickle.EMPTY_LIST, pickle.EMPTY_TUPLE, pickle.EMPTY_DICT, pickle.EMPTY_SET,
     pickle.GET, pickle.BINGET, pickle.LONG_BINGET, pickle.PUT, pickle.BINPUT, pickle.LONG_BINPUT,
     pickle.MEMOIZE, pickle.GLOBAL, pickle.STACK_GLOBAL,  # these two go through find_class
 ]
@@ -349,6 +428,8 @@ class RestrictedUnpickler(pickle._Unpickler):
         self.memo = _Memo()
         self._storages: dict[int, object] = {}   # id -> storage from a nested archive
         self._tensors: dict[int, torch.Tensor] = {}
+        self._claimed: dict[int, int] = {}      # id(storage) -> elements its tensors hold
+        self._nesting: dict[int, tuple] = {}    # id -> (container, depth) past 1 deep, kept alive so ids stay valid
         self._allowed = {
             ("torch_utils.persistence", "_reconstruct_persistent_obj"): self._reconstruct_persistent_obj,
             ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor_v2,
@@ -377,17 +458,17 @@ class RestrictedUnpickler(pickle._Unpickler):
             return found
         if (module, name) in _UNSUPPORTED_GLOBALS:
             raise UnsupportedNetworkError(_UNSUPPORTED_GLOBALS[(module, name)])
-        raise UnsafePickleError(f"refusing {module}.{name}: not a tensor or container")
+        raise UnsafePickleError(f"refusing {one_line(f'{module}.{name}', 120)}: not a tensor or container")
 
     def persistent_load(self, pid):
-        raise UnsafePickleError(f"refusing persistent id {_one_line(repr(pid), 60)}: not a tensor or container")
+        raise UnsafePickleError(f"refusing persistent id {brief(pid, 60)}: not a tensor or container")
 
     # -- opcodes that act on objects
     def load_reduce(self) -> None:
         args = self.stack.pop()
         func = self.stack[-1]
         if self._callables.get(id(func)) is not func:
-            raise UnsafePickleError(f"refusing a call of {_one_line(repr(func), 60)}: not a tensor or container rebuild")
+            raise UnsafePickleError(f"refusing a call of {brief(func, 60)}: not a tensor or container rebuild")
         if type(args) is not tuple:
             raise _malformed("REDUCE arguments are not a tuple")
         self.stack[-1] = func(*args)
@@ -396,7 +477,7 @@ class RestrictedUnpickler(pickle._Unpickler):
         args = self.stack.pop()
         cls = self.stack.pop()
         if not any(cls is c for c in self._classes) or type(args) is not tuple or args:
-            raise UnsafePickleError(f"refusing to construct {_one_line(repr(cls), 60)}: not a container")
+            raise UnsafePickleError(f"refusing to construct {brief(cls, 60)}: not a container")
         self.append(cls.__new__(cls))
 
     def load_build(self) -> None:
@@ -421,22 +502,71 @@ class RestrictedUnpickler(pickle._Unpickler):
         items = self.pop_mark()
         self._target((list,), "APPENDS").extend(items)
 
+    # -- containers built from items: nesting bounded (and dict keys / set members plain, see _check_keys)
+    def _nested(self, container, items):
+        depth = 1
+        for item in items:
+            if type(item) in _CONTAINERS:
+                known = self._nesting.get(id(item))
+                depth = max(depth, 1 + (known[1] if known is not None else 1))
+        if depth > _MAX_NESTING:
+            raise _malformed(f"containers nested more than {_MAX_NESTING} deep")
+        if depth > 1:
+            self._nesting[id(container)] = (container, depth)
+        return container
+
+    def load_tuple(self) -> None:
+        items = self.pop_mark()
+        self.append(self._nested(tuple(items), items))
+
+    def load_tuple1(self) -> None:
+        self.stack[-1] = self._nested((self.stack[-1],), self.stack[-1:])
+
+    def load_tuple2(self) -> None:
+        items = (self.stack[-2], self.stack[-1])  # IndexError (a corrupt pickle) on a short stack
+        self.stack[-2:] = [self._nested(items, items)]
+
+    def load_tuple3(self) -> None:
+        items = (self.stack[-3], self.stack[-2], self.stack[-1])
+        self.stack[-3:] = [self._nested(items, items)]
+
+    def load_list(self) -> None:
+        items = self.pop_mark()
+        self.append(self._nested(items, items))
+
     def load_setitem(self) -> None:
         value = self.stack.pop()
         key = self.stack.pop()
-        self._target((dict, EasyDict), "SETITEM")[key] = value
+        target = self._target((dict, EasyDict), "SETITEM")
+        _check_keys((key,), "a dict")
+        target[key] = value
 
     def load_setitems(self) -> None:
         items = self.pop_mark()
         target = self._target((dict, EasyDict), "SETITEMS")
         if len(items) % 2:
             raise _malformed("SETITEMS with an odd number of items")
+        _check_keys(items[::2], "a dict")
         for i in range(0, len(items), 2):
             target[items[i]] = items[i + 1]
 
+    def load_dict(self) -> None:
+        items = self.pop_mark()
+        if len(items) % 2:
+            raise _malformed("DICT with an odd number of items")
+        _check_keys(items[::2], "a dict")
+        self.append(self._nested(dict(zip(items[::2], items[1::2])), items[1::2]))
+
     def load_additems(self) -> None:
         items = self.pop_mark()
-        self._target((set,), "ADDITEMS").update(items)
+        target = self._target((set,), "ADDITEMS")
+        _check_keys(items, "a set")
+        target.update(items)
+
+    def load_frozenset(self) -> None:
+        items = self.pop_mark()
+        _check_keys(items, "a frozenset")
+        self.append(frozenset(items))  # of plain members only: one level
 
     # -- the stand-ins that need this unpickler's registries
     def _reconstruct_persistent_obj(self, meta) -> PersistentObject:
@@ -444,7 +574,7 @@ class RestrictedUnpickler(pickle._Unpickler):
             raise _malformed("a persistent object whose meta is not {type: 'class', ...}")
         class_name, state, version = meta.get("class_name"), meta.get("state"), meta.get("version")
         if not isinstance(class_name, str) or not _IDENTIFIER.match(class_name):
-            raise _malformed(f"a persistent object with class name {_one_line(repr(class_name), 60)}")
+            raise _malformed(f"a persistent object with class name {brief(class_name, 60)}")
         if not isinstance(state, dict) or not _is_int(version):
             raise _malformed(f"persistent {class_name}: no state dict or version")
         src = meta.get("module_src", "")
@@ -463,10 +593,11 @@ class RestrictedUnpickler(pickle._Unpickler):
             if found:
                 raise UnsafePickleError(f"refusing {found.group(1)} inside a tensor storage archive: "
                                         "not a tensor or container") from None
-            raise UnsafePickleError(f"refusing a tensor storage archive: {_one_line(str(e).splitlines()[0])}") from None
+            first_line = (str(e).splitlines() or [type(e).__name__])[0]
+            raise UnsafePickleError(f"refusing a tensor storage archive: {one_line(first_line)}") from None
         except Exception as e:  # a truncated or corrupt nested archive
             raise PickleImportError(f"unreadable tensor storage archive ({type(e).__name__}: "
-                                    f"{_one_line(str(e))})") from None
+                                    f"{one_line(str(e))})") from None
         if not isinstance(storage, torch.storage.TypedStorage):
             raise _malformed(f"a tensor storage archive holds a {type(storage).__name__}, not a storage")
         self._storages[id(storage)] = storage
@@ -489,7 +620,17 @@ class RestrictedUnpickler(pickle._Unpickler):
         if dtype not in _TENSOR_DTYPES:
             raise _malformed(f"a tensor of dtype {dtype}")
         if all(size) and storage_offset + sum((n - 1) * s for n, s in zip(size, stride)) >= numel:
-            raise _malformed(f"a tensor of size {list(size)} beyond its storage of {numel} elements")
+            raise _malformed(f"a tensor of size {brief(list(size))} beyond its storage of {numel} elements")
+        # Zero or overlapping strides, or many tensors on one storage, would make a small storage huge tensors
+        # once converted or saved: the tensors of a storage hold at most its elements (in any layout).
+        elements = math.prod(size)
+        if elements > numel - storage_offset:
+            raise _malformed(f"a tensor of size {brief(list(size))} and stride {brief(list(stride))} holds more "
+                             f"elements than its storage of {numel} has (zero or overlapping strides)")
+        claimed = self._claimed.get(id(storage), 0) + elements
+        if claimed > numel:
+            raise _malformed(f"tensors holding {claimed} elements share a storage of {numel}")
+        self._claimed[id(storage)] = claimed
         tensor = torch.empty((0,), dtype=dtype).set_(untyped, storage_offset, size, stride)
         self._tensors[id(tensor)] = tensor
         return tensor
@@ -505,7 +646,9 @@ class RestrictedUnpickler(pickle._Unpickler):
     dispatch.update({pickle.REDUCE[0]: load_reduce, pickle.NEWOBJ[0]: load_newobj, pickle.BUILD[0]: load_build,
                      pickle.APPEND[0]: load_append, pickle.APPENDS[0]: load_appends,
                      pickle.SETITEM[0]: load_setitem, pickle.SETITEMS[0]: load_setitems,
-                     pickle.ADDITEMS[0]: load_additems})
+                     pickle.ADDITEMS[0]: load_additems, pickle.TUPLE[0]: load_tuple, pickle.TUPLE1[0]: load_tuple1,
+                     pickle.TUPLE2[0]: load_tuple2, pickle.TUPLE3[0]: load_tuple3, pickle.LIST[0]: load_list,
+                     pickle.DICT[0]: load_dict, pickle.FROZENSET[0]: load_frozenset})
     for _code in range(256):
         if _code not in dispatch:
             dispatch[_code] = _refuser(_code)
@@ -576,32 +719,47 @@ def load_pickle(path: str | os.PathLike, progress: Callable[[int], None] | None 
             raise type(e)(f"{path}: {e}") from None
         except RecursionError:
             raise PickleImportError(f"{path}: corrupt pickle (nested too deeply)") from None
+        except MemoryError:
+            raise PickleImportError(f"{path}: out of memory reading the pickle at byte {reader.pos} "
+                                    f"(a {size}-byte file): corrupt or hostile") from None
         except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError, KeyError, IndexError,
                 AttributeError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
             if reader.pos >= size:
                 raise PickleImportError(f"{path}: truncated pickle: the file ends ({size} bytes) before the pickle "
                                         "does (an interrupted download or copy?)") from None
             raise PickleImportError(f"{path}: corrupt pickle at byte {reader.pos} ({type(e).__name__}: "
-                                    f"{_one_line(e)})") from None
+                                    f"{one_line(e)})") from None
         finally:
             unpickler.memo.clear()  # the file's objects are referenced from the result only
+            unpickler._nesting.clear()
 
 
-def plain(obj, depth: int = 0):
+def plain(obj):
     """kwargs as JSON-able data (EasyDict -> dict, tuples -> lists, numpy dtypes -> names); anything else
-    becomes a short description string."""
-    if depth > 20:
-        return "..."
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else str(obj)
-    if isinstance(obj, dict):
-        return {str(k): plain(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v, depth + 1) for v in obj]
-    if isinstance(obj, NumpyDtype):
-        return obj.name
-    if isinstance(obj, torch.Tensor):
-        return f"<tensor {list(obj.shape)}>"
-    return f"<{type(obj).__name__}>"
+    becomes a short description string, and so do ints past 64 bits and what is nested over 20 deep. More
+    than 100,000 values (shared references repeat a value each time they are reached) are refused."""
+    budget = [_PLAIN_BUDGET]
+
+    def convert(obj, depth: int):
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _malformed(f"kwargs of more than {_PLAIN_BUDGET} values (shared references?)")
+        if depth > 20:
+            return "..."
+        if isinstance(obj, int) and not isinstance(obj, bool) and obj.bit_length() > 64:
+            return f"<{obj.bit_length()}-bit int>"
+        if obj is None or isinstance(obj, (bool, int, str)):
+            return obj
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else str(obj)
+        if isinstance(obj, dict):
+            return {k if isinstance(k, str) else str(convert(k, depth + 1)): convert(v, depth + 1)
+                    for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [convert(v, depth + 1) for v in obj]
+        if isinstance(obj, NumpyDtype):
+            return obj.name
+        if isinstance(obj, torch.Tensor):
+            return f"<tensor {list(obj.shape)}>"
+        return f"<{type(obj).__name__}>"
+    return convert(obj, 0)
