@@ -21,7 +21,7 @@ from .errors import PickleImportError, UnsupportedNetworkError
 from .model import ImportedModel
 from .pytorch_format import read_pytorch_pickle
 from .tensorflow_format import read_tensorflow_pickle
-from .unpickler import TFNetwork, load_pickle
+from .unpickler import TFNetwork, load_pickle, one_line
 
 Progress = Union[bool, Callable[[float, str], None], None]
 BAR_MIN_BYTES = 32 << 20      # files smaller than this import in well under a second: no bar
@@ -88,7 +88,7 @@ def read_network_pickle(path: str | os.PathLike, progress: Progress = None) -> I
         raise type(e)(f"{path}: {e}") from None
     except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError, RecursionError) as e:
         # content of an unexpected shape (NumpyDtype state etc. are checked; attributes are whatever the file holds)
-        raise UnsupportedNetworkError(f"{path}: unexpected network content ({type(e).__name__}: {e}); "
+        raise UnsupportedNetworkError(f"{path}: unexpected network content ({type(e).__name__}: {one_line(str(e))}); "
                                       "not a network this importer supports yet") from None
 
 
