@@ -8,6 +8,7 @@ Layer ranges on the command line are inclusive, like the official tools' --style
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -67,12 +68,7 @@ def state_from_args(args, need_seed: bool = True) -> ExplorerState:
         changes["noise_mode"] = args.noise_mode
     if args.edit:
         changes["edits"] = [parse_edit(e) for e in args.edit]
-    d = state.directions
-    if args.samples is not None or args.components is not None or args.direction_seed is not None:
-        changes["directions"] = DirectionSettings(
-            samples=d.samples if args.samples is None else args.samples,
-            components=d.components if args.components is None else args.components,
-            seed=d.seed if args.direction_seed is None else args.direction_seed)
+    changes["directions"] = direction_settings(args, state.directions)
     state = state.replace(**changes)
     if not state.model:
         raise ExplorerError("no model: give --model DIR (or a --session that names one)")
@@ -99,9 +95,28 @@ def apply_mixing_args(args, engine, state: ExplorerState) -> ExplorerState:
 
 # ---- commands ------------------------------------------------------------------------------------
 
+def direction_settings(args, base: DirectionSettings = DirectionSettings()) -> DirectionSettings:
+    """DirectionSettings from --samples/--components/--direction-seed/--method/--sefa-layers over `base`."""
+    changes = {k: v for k, v in (("samples", args.samples), ("components", args.components),
+                                 ("seed", args.direction_seed), ("method", getattr(args, "method", None)))
+               if v is not None}
+    layers = getattr(args, "sefa_layers", None)
+    if layers is not None:
+        if changes.get("method", base.method) != "sefa":
+            raise ExplorerError("--sefa-layers needs --method sefa")
+        from .session import parse_int_ranges
+        chosen = parse_int_ranges(layers, "SeFa layers")
+        if chosen != list(range(chosen[0], chosen[-1] + 1)):
+            raise ExplorerError(f"--sefa-layers {layers}: give one range START-END, e.g. 0-3")
+        changes.update(sefa_start=chosen[0], sefa_end=chosen[-1] + 1)
+    elif changes.get("method") == "pca":
+        changes.update(sefa_start=0, sefa_end=None)
+    return dataclasses.replace(base, **changes).validate()
+
+
 def cmd_directions(args) -> int:
     from .engine import open_engine
-    settings = DirectionSettings(samples=args.samples, components=args.components, seed=args.direction_seed).validate()
+    settings = direction_settings(args)
     engine = open_engine(args.model)
     d = engine.directions(settings)
     print(d.table(limit=args.limit, labels=engine.direction_labels(settings)))
@@ -113,7 +128,7 @@ def cmd_directions(args) -> int:
 def cmd_label(args) -> int:
     from .engine import open_engine
     from .session import check_label
-    settings = DirectionSettings(samples=args.samples, components=args.components, seed=args.direction_seed).validate()
+    settings = direction_settings(args)
     engine = open_engine(args.model)
     if args.component >= engine.num_components(settings):
         raise ExplorerError(f"unknown component {args.component}: this model has 0..{engine.num_components(settings) - 1}")
@@ -232,10 +247,25 @@ def add_state_args(p: argparse.ArgumentParser, seed: bool = True, edits: bool = 
                        help="w: lerp the two ws (default); z: slerp the two z")
     g.add_argument("--session", default=None, metavar="FILE",
                    help="start from a saved session (JSON); the flags given override its fields")
-    d = p.add_argument_group("PCA directions (for --edit)")
-    d.add_argument("--samples", type=positive_int, default=None, help="latents sampled for the PCA (default 100000)")
-    d.add_argument("--components", type=positive_int, default=None, help="components kept (default 80)")
-    d.add_argument("--direction-seed", type=seed_int, default=None, help="seed of the PCA samples (default 0)")
+    d = p.add_argument_group("directions (for --edit)")
+    add_direction_args(d, defaults=False)
+
+
+def add_direction_args(g, defaults: bool) -> None:
+    """--method/--sefa-layers/--samples/--components/--direction-seed; defaults False: None (keep a
+    session's)."""
+    s = DirectionSettings()
+    pick = (lambda v: v) if defaults else (lambda v: None)
+    g.add_argument("--method", choices=("pca", "sefa"), default=pick(s.method),
+                   help="pca: GANSpace (PCA of sampled w, default); sefa: closed form from the style weights")
+    g.add_argument("--sefa-layers", default=None, metavar="START-END",
+                   help="SeFa: the style layers whose weights define the directions, inclusive (default: all)")
+    g.add_argument("--samples", type=positive_int, default=pick(s.samples),
+                   help=f"latents sampled for the PCA (SeFa: for its sigma, at most 10000) (default {s.samples})")
+    g.add_argument("--components", type=positive_int, default=pick(s.components),
+                   help=f"components kept (default {s.components})")
+    g.add_argument("--direction-seed", type=seed_int, default=pick(s.seed),
+                   help=f"seed of the sampled latents (default {s.seed})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,17 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
                                        "resolution-stage previews, interpolation videos.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineParser)
 
-    p = sub.add_parser("directions", help="compute (or load) the cached PCA directions and print their variance",
-                       description="Compute the GANSpace PCA directions of a model (cached next to it, or in "
-                                   "~/.cache/gan-latent-explorer when the folder is read-only) and print a table "
-                                   "of explained variance.")
+    p = sub.add_parser("directions", help="compute (or load) the cached directions (PCA or SeFa) and print them",
+                       description="Compute the GANSpace PCA directions of a model, or its closed-form SeFa "
+                                   "directions (--method sefa), cached next to it (or in ~/.cache/gan-latent-explorer "
+                                   "when the folder is read-only), and print a table of explained variance.")
     p.add_argument("--model", required=True, help="model folder or network .pkl")
-    p.add_argument("--samples", type=positive_int, default=DirectionSettings.samples,
-                   help="latents sampled for the PCA (default %(default)s)")
-    p.add_argument("--components", type=positive_int, default=DirectionSettings.components,
-                   help="components kept (default %(default)s)")
-    p.add_argument("--direction-seed", type=seed_int, default=DirectionSettings.seed,
-                   help="seed of the sampled latents (default %(default)s)")
+    add_direction_args(p, defaults=True)
     p.add_argument("--limit", type=positive_int, default=20, help="table rows to print (default %(default)s)")
     p.set_defaults(func=cmd_directions)
 
@@ -265,9 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder or network .pkl")
     p.add_argument("--component", type=int_at_least(0), required=True, help="the direction's number")
     p.add_argument("--text", required=True, help="the label (one line, at most 60 characters)")
-    p.add_argument("--samples", type=positive_int, default=DirectionSettings.samples, help=argparse.SUPPRESS)
-    p.add_argument("--components", type=positive_int, default=DirectionSettings.components, help=argparse.SUPPRESS)
-    p.add_argument("--direction-seed", type=seed_int, default=DirectionSettings.seed, help=argparse.SUPPRESS)
+    add_direction_args(p.add_argument_group("the directions named (as for --edit)"), defaults=True)
     p.set_defaults(func=cmd_label)
 
     p = sub.add_parser("render", help="render one image with edits and style mixing",

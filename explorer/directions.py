@@ -99,9 +99,12 @@ class Directions:
     def table(self, limit: int | None = None, labels: dict[int, str] | None = None) -> str:
         """Plain-text table of explained variance (what `python -m explorer directions` prints), with
         each direction's label when it has one."""
-        what = "w" if self.space == "w" else f"{self.activation} activations"
-        lines = [f"{self.arch} directions: PCA of {self.settings.samples} samples ({what}), "
-                 f"{self.num_components} components of {self.dim}-d {self.space}",
+        if self.settings.method == "sefa":
+            head = f"{self.arch} directions: {self.activation} (closed form; sigma from sampled latents)"
+        else:
+            what = "w" if self.space == "w" else f"{self.activation} activations"
+            head = f"{self.arch} directions: PCA of {self.settings.samples} samples ({what})"
+        lines = [f"{head}, {self.num_components} components of {self.dim}-d {self.space}",
                  f"{'component':>9}  {'sigma':>9}  {'variance':>10}  {'ratio %':>8}  {'cumul. %':>8}"]
         cum = 0.0
         n = self.num_components if limit is None else min(limit, self.num_components)
@@ -183,6 +186,8 @@ def apply_edits_z(z: torch.Tensor, edits, directions: Directions, num_ws: int = 
 
 def max_components(G, settings: DirectionSettings) -> int:
     """How many components `compute_directions` returns for this model (no computation)."""
+    if settings.method == "sefa":
+        return min(settings.components, G.z_dim if G.arch == "pggan" else G.w_dim)
     if G.arch == "pggan":
         dim = _activation_dim(G)
         kept = min(settings.samples, max(1, ACTIVATION_BUDGET // dim))
@@ -218,9 +223,12 @@ def _report(progress: ProgressCallback | None, bar, fraction: float, text: str, 
 @torch.inference_mode()
 def compute_directions(G, settings: DirectionSettings = DirectionSettings(), progress: ProgressCallback | None = None,
                        batch: int = DEFAULT_BATCH, show_bar: bool = True, weights_hash: str = "") -> Directions:
-    """PCA directions of a generator (see the module docstring). Shows a tqdm bar (unless show_bar
-    is False) and calls progress(fraction, text) as the batches go."""
+    """The directions of a generator: PCA (see the module docstring), or SeFa when settings.method is
+    "sefa" (explorer/sefa.py; well under a second, no bar). Shows a tqdm bar (unless show_bar is False)
+    and calls progress(fraction, text) as the batches go."""
     settings.validate()
+    if settings.method == "sefa":
+        return _sefa_directions(G, settings, weights_hash)
     from tqdm.auto import tqdm
     t0 = time.perf_counter()
     bar = tqdm(total=settings.samples, unit="latent", desc="PCA directions", disable=not show_bar, leave=False)
@@ -234,6 +242,19 @@ def compute_directions(G, settings: DirectionSettings = DirectionSettings(), pro
     _report(progress, None, 1.0, "directions ready")
     return Directions(**out, arch=G.arch, settings=settings, weights_hash=weights_hash,
                       seconds=time.perf_counter() - t0)
+
+
+SEFA_SIGMA_SAMPLES = 10_000    # latents that measure one SeFa sigma (more changes it by < 1%)
+
+
+def _sefa_directions(G, settings: DirectionSettings, weights_hash: str) -> Directions:
+    from .sefa import compute_sefa
+    start, end = settings.sefa_start, settings.sefa_end
+    if G.arch != "pggan" and (end if end is not None else G.num_ws) > G.num_ws:
+        raise ExplorerError(f"SeFa layer range {start}:{end} is outside the model's 0:{G.num_ws}")
+    d = compute_sefa(G, start, end, components=settings.components,
+                     samples=min(settings.samples, SEFA_SIGMA_SAMPLES), seed=settings.seed).to_directions()
+    return dataclasses.replace(d, settings=settings, weights_hash=weights_hash)
 
 
 def _w_directions(G, settings, progress, bar, batch) -> dict:

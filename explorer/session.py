@@ -102,21 +102,43 @@ class Edit:
         return from_json_dict(cls, d, "edit", ExplorerError).validate()
 
 
+DIRECTION_METHODS = ("pca", "sefa")
+
+
 @dataclass(frozen=True)
 class DirectionSettings:
-    """What the PCA directions are computed from; part of the cache key (with the weights' hash)."""
+    """What the directions are computed from; part of the cache key (with the weights' hash).
+    method "pca": GANSpace's PCA of sampled latents; "sefa": closed-form (explorer/sefa.py), from the
+    style weights of ws[sefa_start:sefa_end] (end None = all layers), its sigma measured on
+    min(samples, SEFA_SIGMA_SAMPLES) latents."""
     samples: int = 100_000           # latents sampled for the PCA
     components: int = 80             # components kept (at most the latent / activation size)
     seed: int = 0                    # seed of the sampled latents
+    method: str = "pca"
+    sefa_start: int = 0
+    sefa_end: int | None = None
 
     def validate(self) -> "DirectionSettings":
         _check_int("direction samples", self.samples, 100, MAX_SAMPLES)
         _check_int("direction components", self.components, 1, MAX_COMPONENTS)
         _check_int("direction seed", self.seed, 0, MAX_SEED)
+        if self.method not in DIRECTION_METHODS:
+            raise ExplorerError(f"unknown direction method {self.method!r}: use pca or sefa")
+        _check_int("SeFa start layer", self.sefa_start, 0)
+        if self.sefa_end is not None and _check_int("SeFa end layer", self.sefa_end, 1) <= self.sefa_start:
+            raise ExplorerError(f"SeFa layer range {self.sefa_start}:{self.sefa_end} is empty: end must be > start")
+        if self.method == "pca" and (self.sefa_start, self.sefa_end) != (0, None):
+            raise ExplorerError("a SeFa layer range is set but the method is pca: use method sefa (or drop the range)")
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields, leaving out the SeFa ones for PCA: the PCA cache keys (hashes of this dict) and
+        saved sessions stay what they were before SeFa existed."""
+        d = dataclasses.asdict(self)
+        if self.method == "pca":
+            for k in ("method", "sefa_start", "sefa_end"):
+                d.pop(k)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DirectionSettings":

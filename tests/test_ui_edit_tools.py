@@ -115,3 +115,18 @@ def test_the_image_is_marked_busy_while_it_renders_and_cleared_after(page, engin
     assert np.array_equal(pixels(page), shown(engine, seed=3))
     css = page.evaluate("getComputedStyle(document.querySelector('#image img')).opacity")
     assert float(css) == 1.0
+
+
+def test_sefa_directions_replace_the_sliders_and_edit_the_image(page, engine):
+    from explorer.session import DirectionSettings
+    before = page.locator("#dir0").inner_text()          # "... 4.6% of variance": PCA's
+    page.locator("#dirs_method").get_by_text("SeFa (closed form)").click()
+    page.wait_for_function("(old) => { const d = document.querySelector('#dir0'); return d && d.innerText !== old; }",
+                           arg=before)                     # the sliders were rebuilt for SeFa
+    src = img_src(page)
+    set_number(page, "#dir0", 2)
+    wait_src_change(page, src)
+    sefa = DirectionSettings(method="sefa")
+    want = engine.render(engine.default_state(truncation_psi=DEFAULT_PSI, directions=sefa).with_edit(0, 2.0, 0, None),
+                         size=DISPLAY_SIZE)
+    assert np.array_equal(pixels(page), np.asarray(want.convert("RGB")))

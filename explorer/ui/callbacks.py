@@ -160,6 +160,27 @@ class Callbacks:
                 **self.change(user, view, lambda s, e: s.replace(blend_seed=blend_seed, blend=blend,
                                                                  blend_space=space or "w"))}
 
+    def set_method(self, view, user, method, key, progress=gr.Progress()):
+        """PCA or SeFa directions (the load lane: a PCA may have to be computed). The edits are of the
+        other method's components, so they go; the sliders are rebuilt."""
+        if user is None or method is None:
+            return {}
+        import dataclasses
+        with user.lock:
+            engine = self.engine(user.state)
+            settings = dataclasses.replace(user.state.directions, method=method, sefa_start=0, sefa_end=None)
+            dirs = engine.directions(settings, progress=lambda f, text: progress(f, desc=text))
+            user.state = engine.check_state(user.state.replace(directions=settings, edits=[]))
+            out = self.panels(engine, user.state, view)
+        shown = key[1] if key is not None else DIRECTIONS_STEP
+        return {**out, self.dirs_key: (str(engine.model_path), min(shown, dirs.num_components), next(self._versions)),
+                self.preview_dir: self.preview_choices(user.state, dirs.num_components), self.preview_strip: None}
+
+    @staticmethod
+    def preview_choices(state: ExplorerState, num_components: int):
+        return gr.update(choices=[(f"Direction {i}" + (f" · {state.label_of(i)}" if state.label_of(i) else ""), i)
+                                  for i in range(min(MAX_DIRECTIONS, num_components))], value=0)
+
     # ---- what a direction does ------------------------------------------------------------------
     def choose_preview(self, user, component):
         """Another direction picked in the preview row: its name in the box, the old strip gone."""
@@ -347,9 +368,8 @@ class Callbacks:
                 self.seed: state.seed, self.psi: state.truncation_psi, self.keyframes: auto_keyframes(state.seed),
                 self.noise: gr.update(visible=engine.arch != "pggan", value=state.noise_mode),
                 self.blend_seed: state.blend_seed, self.blend: state.blend, self.blend_space: state.blend_space,
-                self.preview_dir: gr.update(choices=[(f"Direction {i}" + (f" · {state.label_of(i)}" if state.label_of(i)
-                                                                          else ""), i)
-                                                     for i in range(min(MAX_DIRECTIONS, dirs.num_components))], value=0),
+                self.preview_dir: self.preview_choices(state, dirs.num_components),
+                self.method: state.directions.method,
                 self.label_box: state.label_of(0), self.preview_strip: None,
                 self.class_box: gr.update(visible=engine.c_dim > 0, value=state.class_idx or 0,
                                           maximum=max(0, engine.c_dim - 1),

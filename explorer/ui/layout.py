@@ -231,7 +231,7 @@ class ExplorerUI(Panels, Files, Callbacks):
 
         model_outputs = [state, *out, self.keyframes, self.seed, self.psi, self.noise, self.class_box,
                          self.blend_seed, self.blend, self.blend_space, self.preview_dir, self.label_box,
-                         self.preview_strip, self.model_info, self.model_dd, self.placeholder, self.dirs_key,
+                         self.preview_strip, self.method, self.model_info, self.model_dd, self.placeholder, self.dirs_key,
                          self.mix_key]
         # Opening a model or a session: a quick check with no outputs first (a bad name or file is a
         # toast, not an error badge on every output), then the work in the load lane, with its
@@ -253,6 +253,8 @@ class ExplorerUI(Panels, Files, Callbacks):
         self.model_upload.upload(bind(self.check_upload), self.model_upload, None, **quick) \
             .success(bind(self.on_upload), [self.model_upload, view, state], model_outputs, **load) \
             .success(None, js=SHOW_EXPLORER)
+        self.method.input(bind(self.set_method), [view, state, self.method, self.dirs_key],
+                          [*out, self.dirs_key, self.preview_dir, self.preview_strip], **load)
         self.session_upload.upload(bind(self.check_session), [self.session_upload, state], None, **quick) \
             .success(bind(self.on_session), [self.session_upload, view, state, self.dirs_key], model_outputs,
                      **load) \

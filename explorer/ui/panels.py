@@ -17,8 +17,11 @@ class Panels:
     """Mixed into ExplorerUI: the layout of each tab."""
 
     def build_directions(self) -> None:
-        gr.Markdown("PCA directions (GANSpace), in standard deviations; each applies to style layers "
-                    "*from*…*to* (inclusive).", elem_id="dirs_help")
+        with gr.Row(equal_height=True):
+            gr.Markdown("Directions in standard deviations; each applies to style layers *from*…*to* "
+                        "(inclusive).", elem_id="dirs_help")
+            self.method = gr.Radio([("PCA (GANSpace)", "pca"), ("SeFa (closed form)", "sefa")], value="pca",
+                                   label="Directions from", min_width=240, elem_id="dirs_method")
         gr.render(inputs=[self.dirs_key, self.state], triggers=[self.dirs_key.change],
                   show_progress="hidden")(self.directions_panel)
         with gr.Accordion("What does a direction do? Preview it, name it", open=False, elem_id="dir_tools"):
