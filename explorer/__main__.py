@@ -1,4 +1,4 @@
-"""python -m explorer directions|label|render|mix|stages|export|card  (each has --help).
+"""python -m explorer directions|label|project|render|mix|stages|export|card  (each has --help).
 
 Every command validates its input (output folder, seeds, edits, layer ranges, frame counts)
 before any heavy work, and reports a user error as one line `error: ...` with exit status 2.
@@ -66,7 +66,7 @@ def state_from_args(args, need_seed: bool = True) -> ExplorerState:
             changes[flag] = getattr(args, flag)
     if args.noise_mode is not None:
         changes["noise_mode"] = args.noise_mode
-    if args.edit:
+    if getattr(args, "edit", None):
         changes["edits"] = [parse_edit(e) for e in args.edit]
     changes["directions"] = direction_settings(args, state.directions)
     state = state.replace(**changes)
@@ -141,6 +141,32 @@ def cmd_label(args) -> int:
     print(f"direction {args.component}: {text or '(no label)'}; labels saved to {where or 'nowhere (not writable)'}",
           file=sys.stderr)
     return 0 if where else 1
+
+
+def cmd_project(args) -> int:
+    from tqdm import tqdm
+
+    from .engine import check_out_path, open_engine, save_png
+    session = check_out_path(args.out, (".json",))
+    weights = session.with_suffix(".safetensors")
+    if args.steps < 1:
+        raise ExplorerError(f"--steps must be at least 1, got {args.steps}")
+    state = state_from_args(args, need_seed=False)
+    engine = open_engine(state.model)
+    state = engine.check_state(state)
+    with tqdm(total=args.steps, desc="projection", unit="step", file=sys.stderr, leave=False) as bar:
+        def progress(fraction, text):
+            bar.update(round(fraction * args.steps) - bar.n)
+            bar.set_postfix_str(text.rsplit(": ", 1)[-1])
+        state, result, target = engine.project(args.target, weights, state, space=args.space, steps=args.steps,
+                                               seed=args.seed, use_discriminator=not args.no_discriminator,
+                                               progress=progress)
+    state.save(session)
+    save_png(engine.render(state), session.with_suffix(".png"))
+    notes = "".join(f"; {n}" for n in target.notes)
+    print(f"wrote {session}, {weights.name} and {session.with_suffix('.png').name}: PSNR {result.psnr:.2f} dB "
+          f"after {result.steps} steps in {result.seconds:.1f} s ({result.space}){notes}", file=sys.stderr)
+    return 0
 
 
 def cmd_render(args) -> int:
@@ -292,6 +318,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", required=True, help="the label (one line, at most 60 characters)")
     add_direction_args(p.add_argument_group("the directions named (as for --edit)"), defaults=True)
     p.set_defaults(func=cmd_label)
+
+    p = sub.add_parser("project", help="find the latent of your own image (a session you can edit)",
+                       description="Project an image into the model as NVIDIA's projector.py does (Adam on w or "
+                                   "w+ and the noise maps; pixel loss at several scales, plus the model's own "
+                                   "discriminator features when the folder has a D). Writes OUT.json (a session: "
+                                   "render, mix, stages and export it like a seed), OUT.safetensors (its ws and "
+                                   "noise maps) and OUT.png (the projected image).")
+    add_state_args(p, seed=False, edits=False)
+    p.add_argument("--target", required=True, help="your image (PNG, JPEG, WebP, GIF: first frame); centre-cropped "
+                                                   "and resized to the model's resolution")
+    p.add_argument("--space", choices=("w", "w+"), default="w+", help="w: one w for all layers; w+: one per layer "
+                   "(closer, default)")
+    p.add_argument("--steps", type=positive_int, default=500, help="optimisation steps (default %(default)s)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the projection's random draws (default 0)")
+    p.add_argument("--no-discriminator", action="store_true", help="pixel loss only, even when the model has a D")
+    p.add_argument("--out", required=True, help="output session .json (the .safetensors and .png go beside it)")
+    p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("render", help="render one image with edits and style mixing",
                        description="Render one seed with truncation, PCA edits and style mixing to a PNG; "

@@ -148,6 +148,8 @@ class Engine:
         self._renders: OrderedDict = OrderedDict()
         self._directions: dict[DirectionSettings, Directions] = {}
         self._snapshots: dict[Path, tuple] = {}
+        self._projections: dict[tuple, tuple] = {}        # (path, mtime) -> (ws, noise)
+        self._projected_synthesis: dict[str, torch.nn.Module] = {}
         self._lock = threading.RLock()          # render/snapshot caches and torch's global RNG
         self._directions_lock = threading.Lock()  # a long PCA must not block other users' renders
 
@@ -232,7 +234,13 @@ class Engine:
             if dirs is not None:
                 z = apply_edits_z(z, state.edits, dirs, self.num_ws)
             return self.mapping(self.G, z, state)
-        ws = self.mapping(self.G, z, state)
+        return self.styled(self.mapping(self.G, z, state), state, dirs)
+
+    @torch.inference_mode()
+    def styled(self, ws: torch.Tensor, state: ExplorerState, dirs: Directions | None = None) -> torch.Tensor:
+        """StyleGAN2: ws [N, num_ws, w_dim] with the state's style mixing and edits applied."""
+        if dirs is None and any(e.strength != 0 for e in state.edits):
+            dirs = self.directions(state.directions)
         if state.is_mixed:
             ws_b = self.mapping(self.G, self.z([state.mix_seed]), state)
             ws = mixing.mix_ws(ws, ws_b, state.mix_layers)
@@ -240,13 +248,71 @@ class Engine:
             ws = apply_edits_ws(ws, state.edits, dirs)
         return ws
 
+    # ---- projected images ----------------------------------------------------------------------
+    def projection(self, path: str | Path) -> tuple[torch.Tensor, dict]:
+        """(ws [1, num_ws, w_dim], noise maps) of a projection file, checked against this model and
+        memoised by path and modification time."""
+        from .project import load_projection
+        path = Path(path)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            raise ExplorerError(f"projection file {path.name} is missing (it belongs beside its session)") from None
+        key = (str(path.resolve()), stamp)
+        with self._lock:
+            if key not in self._projections:
+                self._projections[key] = load_projection(path, self.G)
+                self._projected_synthesis.pop(str(path.resolve()), None)
+            return self._projections[key]
+
+    def project(self, target, out: str | Path, state: ExplorerState | None = None, space: str = "w+",
+                steps: int = 500, seed: int = 0, use_discriminator: bool = True,
+                progress: ProgressCallback | None = None, name: str | None = None):
+        """Project an image (a path or encoded bytes; loaded as training images are: centre crop, resize,
+        channels) into this model: the projection file is written to `out` (.safetensors) and the state
+        returned shows it (`state`'s settings kept; seed, blend and edits no longer shape the image).
+        Uses the model's discriminator features when the folder has a D. Returns (state, ProjectionResult,
+        the loaded Target)."""
+        from .project import load_discriminator, project, save_projection
+        from .targets import target_for
+        out = check_out_path(out, (".safetensors",))
+        target = target_for(self.G, target, name)
+        D = load_discriminator(self.model_path) if use_discriminator else None
+        result = project(self.G, target.image, space=space, steps=steps, seed=seed, D=D, progress=progress)
+        save_projection(result, out)
+        state = (state or self.default_state()).replace(projection=str(out), edits=(), blend=0.0)
+        return self.check_state(state), result, target
+
+    def own_ws(self, state: ExplorerState) -> torch.Tensor:
+        """ws [1, num_ws, w_dim] of the state's own image, unblended: its seed's, or its projection's
+        (with mixing and edits; a PGGAN projection is its normalised z, edited as a seed's z is)."""
+        if state.projection is None:
+            return self.ws_from_z(self.z([state.seed]), state)
+        ws, _ = self.projection(state.projection)
+        if self.arch == "pggan":
+            return self.ws_from_z(ws[:, 0].to(self.device), state)
+        return self.styled(ws.to(self.device), state)
+
+    def synthesis_for(self, state: ExplorerState):
+        """What renders the state's image: the generator's synthesis, or (a projection rendered with
+        noise mode const) a copy sharing its weights whose const noise maps are the projection's."""
+        if state.projection is None or state.noise_mode != "const" or self.arch == "pggan":
+            return self.G.synthesis
+        _, noise = self.projection(state.projection)
+        key = str(Path(state.projection).resolve())
+        with self._lock:
+            if key not in self._projected_synthesis:
+                from .project import _synthesis_with as synthesis_with_noise  # TODO rename
+                self._projected_synthesis[key] = synthesis_with_noise(self.G, noise)
+            return self._projected_synthesis[key]
+
     def ws(self, state: ExplorerState, seeds=None) -> torch.Tensor:
         """ws [N, num_ws, w_dim] of `seeds` (default: the state's own image, blended with its blend seed
         when it has one) under the state's settings."""
         self.check_state(state)
-        if seeds is not None or not state.is_blended:
-            return self.ws_from_z(self.z([state.seed] if seeds is None else seeds), state)
-        return self.blended_ws(state)
+        if seeds is not None:
+            return self.ws_from_z(self.z(seeds), state)
+        return self.blended_ws(state) if state.is_blended else self.own_ws(state)
 
     @torch.inference_mode()
     def blended_ws(self, state: ExplorerState) -> torch.Tensor:
@@ -258,19 +324,20 @@ class Engine:
         t = state.blend
         if t == 1:
             return self.ws_from_z(self.z([state.blend_seed]), state)
-        z = self.z([state.seed, state.blend_seed])
         if state.blend_space == "z":
+            if state.projection is not None:
+                raise ExplorerError("a projected image has no z to slerp: blend it in W")
+            z = self.z([state.seed, state.blend_seed])
             return self.ws_from_z(slerp(z[:1], z[1:], t), state)
-        both = self.ws_from_z(z, state)
-        return lerp(both[:1], both[1:], t)
+        return lerp(self.own_ws(state), self.ws_from_z(self.z([state.blend_seed]), state), t)
 
     # ---- rendering -----------------------------------------------------------------------------
     @torch.inference_mode()
     def render_ws(self, ws: torch.Tensor, noise_mode: str = "const", noise_seed: int = 0,
-                  return_stages: bool = False, batch: int | None = None):
+                  return_stages: bool = False, batch: int | None = None, synthesis=None):
         """ws [N, num_ws, w_dim] -> images [N, C, H, W] float in about [-1, 1] on the CPU (and, with
         return_stages, a list of [N, C, r, r] per stage). Rendered `batch` at a time (default: the
-        engine's `render_batch`)."""
+        engine's `render_batch`) by `synthesis` (default: the generator's; see synthesis_for)."""
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         batch = batch or self.render_batch
@@ -281,9 +348,9 @@ class Engine:
             if noise_mode == "random":  # reproducible: seeded per call from the state
                 with self._lock, torch.random.fork_rng(devices=[]):
                     torch.manual_seed(noise_seed + i)
-                    out = self.G.synthesis(chunk, **kw)
+                    out = (synthesis or self.G.synthesis)(chunk, **kw)
             else:
-                out = self.G.synthesis(chunk, **kw)
+                out = (synthesis or self.G.synthesis)(chunk, **kw)
             img, st = out if return_stages else (out, None)
             imgs.append(img.cpu())
             if st is not None:
@@ -296,7 +363,7 @@ class Engine:
     def render_tensor(self, state: ExplorerState) -> torch.Tensor:
         """The state's image, [1, C, H, W] float in about [-1, 1] (not cached)."""
         ws = self.ws(state)
-        return self.render_ws(ws, state.noise_mode, noise_seed=state.seed)
+        return self.render_ws(ws, state.noise_mode, noise_seed=state.seed, synthesis=self.synthesis_for(state))
 
     def render(self, state: ExplorerState, size: int | None = None, resample: str | None = None) -> Image.Image:
         """The state's image as PIL ('RGB' or 'L'), optionally scaled to `size` px. LRU-cached by the
@@ -354,7 +421,8 @@ class Engine:
         if resample not in STAGE_RESAMPLE:
             raise ExplorerError(f"stage previews resample with nearest or bilinear, not {resample!r}")
         size = size or self.img_resolution
-        image, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True)
+        image, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True,
+                                       synthesis=self.synthesis_for(state))
         self._base(state, image)    # the same forward pass gives the image: render(state) need not run it again
         out = []
         for res, img in zip(self.stage_resolutions, stages):
@@ -378,7 +446,7 @@ class Engine:
         states = [self.check_state(state.with_edit(component, float(s), start, None if end == self.num_ws else end))
                   for s in sigmas]
         ws = torch.cat([self.ws(st) for st in states])
-        images = to_pil(self.render_ws(ws, state.noise_mode, noise_seed=state.seed))
+        images = to_pil(self.render_ws(ws, state.noise_mode, noise_seed=state.seed, synthesis=self.synthesis_for(state)))
         return labelled_strip([(resize(img, size, resample), f"{s:+g}σ" if s else "0")
                                for img, s in zip(images, sigmas)])
 

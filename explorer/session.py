@@ -160,6 +160,9 @@ class ExplorerState:
     blend_seed: int | None = None    # seed blended into the image by `blend` (0 = this image, 1 = that seed's)
     blend: float = 0.0
     blend_space: str = "w"           # w: lerp of the two ws (edits and mixing on both); z: slerp of the two z
+    # A projected image (explorer/project.py): the path of its projection file (ws and noise maps), which
+    # replaces the seed's latent; truncation does not apply to it, everything else does.
+    projection: str | None = None
     # Names the user gave directions {component: label}: saved with the session, but not part of the
     # image, so two states that differ only in labels are equal (and share cached renders).
     labels: tuple[tuple[int, str], ...] = field(default=(), compare=False)
@@ -197,6 +200,8 @@ class ExplorerState:
             raise ExplorerError("blend is set but no blend seed: give the seed to blend with (or blend 0)")
         if self.blend_space not in BLEND_SPACES:
             raise ExplorerError(f"unknown blend space {self.blend_space!r}: use w (lerp) or z (slerp)")
+        if self.projection is not None and not (isinstance(self.projection, str) and self.projection):
+            raise ExplorerError(f"projection must be the path of a projection file, got {self.projection!r}")
         if not isinstance(self.labels, tuple):
             raise ExplorerError("labels must be a tuple of (component, label) pairs")
         for pair in self.labels:
@@ -263,6 +268,7 @@ class ExplorerState:
             "blend_seed": self.blend_seed,
             "blend": self.blend,
             "blend_space": self.blend_space,
+            "projection": self.projection,
             "labels": {str(c): t for c, t in self.labels},
         }
 
@@ -293,12 +299,19 @@ class ExplorerState:
         return cls.from_dict(d)
 
     def save(self, path: str | Path) -> Path:
-        """Write the session as JSON (atomically). The folder must exist."""
+        """Write the session as JSON (atomically). The folder must exist. A projection file in the
+        session's folder (or below) is named relative to it, so the two move together."""
         from gan.io.fileio import atomic_write_json
         path = Path(path)
         if not path.parent.is_dir():
             raise ExplorerError(f"folder {path.parent} does not exist: create it first")
-        return atomic_write_json(path, self.to_dict())
+        d = self.to_dict()
+        if self.projection:
+            try:
+                d["projection"] = Path(self.projection).resolve().relative_to(path.parent.resolve()).as_posix()
+            except ValueError:
+                d["projection"] = str(Path(self.projection).resolve())
+        return atomic_write_json(path, d)
 
     @classmethod
     def load(cls, path: str | Path) -> "ExplorerState":
@@ -308,9 +321,12 @@ class ExplorerState:
         except OSError as e:
             raise ExplorerError(f"cannot read session {path}: {e.strerror or e}") from None
         try:
-            return cls.from_json(text)
+            state = cls.from_json(text)
         except ExplorerError as e:
             raise ExplorerError(f"{path}: {e}") from None
+        if state.projection and not Path(state.projection).is_absolute():   # relative to the session file
+            state = state.replace(projection=str(path.parent / state.projection))
+        return state
 
 
 def check_label(label) -> str:
