@@ -130,3 +130,49 @@ def test_sefa_directions_replace_the_sliders_and_edit_the_image(page, engine):
     want = engine.render(engine.default_state(truncation_psi=DEFAULT_PSI, directions=sefa).with_edit(0, 2.0, 0, None),
                          size=DISPLAY_SIZE)
     assert np.array_equal(pixels(page), np.asarray(want.convert("RGB")))
+
+
+def test_upload_an_image_project_it_and_move_a_direction_slider(page, engine, model, tmp_path):
+    """The issue's walkthrough: a picture in, its projection shown before/after and as the image, a
+    direction slider edits it; the page shows what the engine renders for that projection."""
+    target = tmp_path / "me.png"
+    engine.render(engine.default_state(seed=123), size=96).save(target)     # an image the model can make
+    page.locator("#project_box").get_by_text("Edit your own image").first.click()
+    src = img_src(page)
+    page.locator("#project_steps input[type=number]").first.fill("30")
+    page.locator("#project_steps input[type=number]").first.press("Tab")
+    page.locator("#project_upload").locator("xpath=..").locator("input[type=file]").first.set_input_files(str(target))
+    wait_src_change(page, src, timeout_ms=120_000)
+    page.locator("#project_after img").wait_for(state="visible")
+    assert "PSNR" in page.locator("#project_note").inner_text()
+    projected = pixels(page)
+    assert not np.array_equal(projected, shown(engine, seed=0))
+    open_tab_named(page, "Directions")
+    src = img_src(page)
+    set_number(page, "#dir0", 2.5)
+    wait_src_change(page, src)
+    edited = pixels(page)
+    assert not np.array_equal(edited, projected)
+    src = img_src(page)
+    set_number(page, "#dir0", 0)
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), projected)            # back to the projection itself
+
+
+def open_tab_named(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def test_a_bad_image_gets_one_line_and_the_page_keeps_working(page, engine, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)     # a PNG signature and nothing readable after it
+    page.locator("#project_box").get_by_text("Edit your own image").first.click()
+    page.locator("#project_upload").locator("xpath=..").locator("input[type=file]").first.set_input_files(str(bad))
+    toast = page.locator(".toast-body").filter(has_text="broken.png").first
+    toast.wait_for(state="visible", timeout=30_000)
+    text = toast.inner_text()
+    assert "Traceback" not in text and str(tmp_path) not in text and "/tmp" not in text
+    src = img_src(page)
+    set_number(page, "#seed", 4)
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), shown(engine, seed=4))

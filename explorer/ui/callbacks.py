@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from gan.importers import import_zipped_folder
 from gan.io.checkpoint import NETWORK_PICKLE_SUFFIX, read_config, resolve_model_folder
@@ -101,7 +102,8 @@ class Callbacks:
         elif view == "mixing" and engine.supports_style_mixing:
             plain = state.replace(mix_layers=())
             out[self.mix_a] = engine.render(plain, size=THUMB_SIZE)
-            out[self.mix_b] = engine.render(plain.replace(seed=state.mix_seed or 0), size=THUMB_SIZE)
+            seed_b = plain.replace(seed=state.mix_seed or 0, projection=None, blend=0.0)  # B is a seed's image
+            out[self.mix_b] = engine.render(seed_b, size=THUMB_SIZE)
             out[self.mix_out] = engine.render(state, size=THUMB_SIZE)
         return out
 
@@ -122,7 +124,9 @@ class Callbacks:
             return {}
         old, typed = user.state.seed, seed
         seed = clamp(typed, 0, MAX_SEED, "seed", integer=True)
-        out = {**corrected(self.seed, seed, typed), **self.change(user, view, lambda s, e: s.replace(seed=seed))}
+        # a seed chosen: back to seeds from a projected image
+        out = {**corrected(self.seed, seed, typed),
+               **self.change(user, view, lambda s, e: s.replace(seed=seed, projection=None))}
         if (keyframes or "").strip() in ("", auto_keyframes(old)):   # not edited by hand: follow
             out[self.keyframes] = auto_keyframes(seed)
         return out
@@ -180,6 +184,41 @@ class Callbacks:
     def preview_choices(state: ExplorerState, num_components: int):
         return gr.update(choices=[(f"Direction {i}" + (f" · {state.label_of(i)}" if state.label_of(i) else ""), i)
                                   for i in range(min(MAX_DIRECTIONS, num_components))], value=0)
+
+    # ---- your own image ----------------------------------------------------------------------------
+    def check_project(self, view, user, path, steps, space, key):
+        if user is None:
+            raise ExplorerError("no model loaded: choose one in the Model box first")
+        if not path:
+            raise ExplorerError("no image uploaded")
+        if steps is None or not 10 <= steps <= 1000:
+            raise ExplorerError("steps go from 10 to 1000")
+
+    def project(self, view, user, path, steps, space, key, progress=gr.Progress()):
+        """Project the uploaded image; the result becomes this user's image (before/after shown)."""
+        self.check_project(view, user, path, steps, space, key)
+        path = Path(path)
+        folder = self.new_export_folder()
+        progress(0, desc="projecting")
+        try:
+            with user.lock:
+                engine = self.engine(user.state)
+                state, result, target = engine.project(path.read_bytes(), folder / "projection.safetensors",
+                                                       user.state, space=space or "w+", steps=int(steps),
+                                                       progress=lambda f, text: progress(f, desc=text),
+                                                       name=path.name)
+                user.state = state
+                out = self.panels(engine, state, view)
+        finally:
+            path.unlink(missing_ok=True)     # the upload itself is not kept
+        from gan.io.images import to_pil
+        before = to_pil(target.image[None])[0].resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.NEAREST)
+        after = engine.render(state, size=THUMB_SIZE)
+        notes = "".join(f"; {n}" for n in target.notes)
+        note = (f"PSNR {result.psnr:.1f} dB after {result.steps} steps ({result.space.upper()}, "
+                f"{result.seconds:.0f} s){notes}. The image is now your projection: try the direction sliders.")
+        return {**out, self.project_before: before, self.project_after: after, self.project_note: note,
+                **({self.dirs_key: (key[0], key[1], next(self._versions))} if key is not None else {})}
 
     # ---- what a direction does ------------------------------------------------------------------
     def choose_preview(self, user, component):

@@ -152,6 +152,8 @@ class ExplorerUI(Panels, Files, Callbacks):
             with gr.Row(equal_height=False, elem_id="explorer", elem_classes=hidden):
                 with gr.Column(scale=5, min_width=420):
                     self.build_generate()
+                    with gr.Accordion("Edit your own image", open=False, elem_id="project_box"):
+                        self.build_project()
                     with gr.Tabs(elem_id="tabs"):
                         self.tabs = {}
                         for name, label, build in (("directions", "Directions", self.build_directions),
@@ -255,6 +257,11 @@ class ExplorerUI(Panels, Files, Callbacks):
             .success(None, js=SHOW_EXPLORER)
         self.method.input(bind(self.set_method), [view, state, self.method, self.dirs_key],
                           [*out, self.dirs_key, self.preview_dir, self.preview_strip], **load)
+        project = [view, state, self.project_upload, self.project_steps, self.project_space, self.dirs_key]
+        self.project_upload.upload(bind(self.check_project), project, None, **quick) \
+            .success(bind(self.project), project,
+                     [*out, self.project_before, self.project_after, self.project_note, self.dirs_key],
+                     **{**load, "concurrency_id": "project", "show_progress_on": [self.project_after, self.image]})
         self.session_upload.upload(bind(self.check_session), [self.session_upload, state], None, **quick) \
             .success(bind(self.on_session), [self.session_upload, view, state, self.dirs_key], model_outputs,
                      **load) \

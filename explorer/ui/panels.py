@@ -166,6 +166,25 @@ class Panels:
             self.preview_video = gr.Video(label="Preview", interactive=False, visible=False, elem_id="export_video")
             self.export_file = gr.File(label="Download", interactive=False, elem_id="export_file")
 
+    def build_project(self) -> None:
+        gr.Markdown("Bring your own picture: it is centre-cropped and resized to the model's size, then the "
+                    "latent whose image matches it is searched for (as NVIDIA's projector). The result "
+                    "becomes the image here: move the direction sliders, mix it, export it. Pick a seed to "
+                    "go back to seeds.", elem_id="project_help")
+        with gr.Row(equal_height=True):
+            self.project_upload = gr.UploadButton("⬆ Upload image", file_types=["image"], type="filepath",
+                                                  min_width=140, elem_id="project_upload")
+            self.project_steps = Slider(10, 1000, 200, step=10, label="Steps", info="more: closer, slower",
+                                        min_width=200, elem_id="project_steps")
+            self.project_space = gr.Radio([("W+ (closer)", "w+"), ("W (more editable)", "w")], value="w+",
+                                          label="Latent", min_width=160, elem_id="project_space")
+        with gr.Row():
+            thumb = dict(type="pil", format="png", interactive=False, buttons=[], min_width=120)
+            self.project_before = gr.Image(label="Your image (as the model sees it)", elem_id="project_before",
+                                           **thumb)
+            self.project_after = gr.Image(label="Projected", elem_id="project_after", **thumb)
+        self.project_note = gr.Markdown("", elem_id="project_note")
+
     def build_session(self) -> None:
         gr.Markdown("A session is the whole state (model, seed, truncation, edits, mixing) as JSON: "
                     "it reloads to the same pixels, here or with `python -m explorer render --session`.")
