@@ -1,15 +1,21 @@
-"""Generator inference speed: ms per image at batch 1 and batch 16, printed as a table.
+"""Generator inference speed on this CPU: the synthesis fast path against the reference path, with the
+achieved GFLOP/s next to this machine's fp32 matmul peak measured in the same run.
 
-    python bench/generator.py                 # the reference configs below
-    python bench/generator.py --reps 3        # quicker
+    python bench/generator.py                 # 32, 128 and 256 px StyleGAN2, 128 px PGGAN; batch 1 and 16
+    python bench/generator.py --with-1024     # and StyleGAN2 config-F at 1024 px, batch 1 (a minute or two)
+    python bench/generator.py --reps 5        # more timed calls per cell (median reported)
 
-Configs: StyleGAN2 at 32, 128 and 256 px (channel_base 16384, channel_max 512, 8 mapping layers)
-and PGGAN at 128 px (paper channels), random weights (speed does not depend on the values),
-noise_mode const, under torch.inference_mode(). For StyleGAN2 the baseline is the unfused
-modulated convolution (scale activations, shared weight, scale again: the training form) and the
-variant the fused grouped convolution (the inference default on CUDA; on CPU the unfused form is
-the default because it measured faster here); the ratio is baseline / variant, measured
-in the same run. The median of --reps timed calls after one warm-up call is reported.
+Configs: StyleGAN2 with 8 mapping layers, channel_max 512, channel_base 16384 (32768 for config-F at
+1024 px), conv_clamp 256; PGGAN with the paper's channels (channel_base 8192). Random weights (speed does
+not depend on the values), noise_mode const, under torch.inference_mode(), mapping excluded. "reference"
+is `synthesis(ws, reference=True)`, the plain definition that training differentiates (on a CPU it was
+also the inference path before the fast path existed); "fast" is `synthesis(ws)`, the inference fast
+path. GFLOP per image is counted by torch.utils.flop_counter.FlopCounterMode on the reference path
+(convolutions, transposed convolutions, FIR filters and matmuls); GFLOP/s = that count / fast time, so
+for PGGAN, whose fast path does fewer multiply-adds (polyphase upsampling conv), it is an effective rate
+that can exceed what the hardware does. The matmul peak is the median of timed 2048 x 2048 fp32 torch.mm
+calls with the same thread count. Each cell is the median of --reps timed calls after one warm-up; on a
+shared machine the numbers are noisy, so run it a few times.
 """
 from __future__ import annotations
 
@@ -20,69 +26,92 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gan.models.config import ModelConfig  # noqa: E402
-from gan.models.networks import build_generator, count_params  # noqa: E402
+from gan.models.networks import build_generator  # noqa: E402
 from gan.seeds import z_from_seeds  # noqa: E402
 
+# (name, arch, resolution, channel_base, batches)
 CONFIGS = [
-    ("stylegan2", 32), ("stylegan2", 128), ("stylegan2", 256), ("pggan", 128),
+    ("stylegan2-32", "stylegan2", 32, 16384, (1, 16)),
+    ("stylegan2-128", "stylegan2", 128, 16384, (1, 16)),
+    ("stylegan2-256", "stylegan2", 256, 16384, (1, 16)),
+    ("pggan-128", "pggan", 128, 8192, (1, 16)),
 ]
+CONFIG_F = ("stylegan2-1024-F", "stylegan2", 1024, 32768, (1,))
 
 
-def model_config(arch: str, res: int) -> ModelConfig:
-    if arch == "stylegan2":
-        return ModelConfig(arch=arch, img_resolution=res, img_channels=3, z_dim=512, w_dim=512, mapping_layers=8,
-                           channel_base=16384, channel_max=512)
-    return ModelConfig(arch=arch, img_resolution=res, img_channels=3, z_dim=512, w_dim=512, channel_base=8192,
-                       channel_max=512)
+def model_config(arch: str, res: int, channel_base: int) -> ModelConfig:
+    return ModelConfig(arch=arch, img_resolution=res, img_channels=3, z_dim=512, w_dim=512, mapping_layers=8,
+                       channel_base=channel_base, channel_max=512, conv_clamp=256.0)
 
 
-@torch.inference_mode()
-def ms_per_image(G, batch: int, reps: int, fused: bool | None) -> float:
-    z = z_from_seeds(list(range(batch)), G.z_dim)
-    ws = G.mapping(z)
-
-    def once():
-        if fused is None:
-            G.synthesis(ws, noise_mode="const")
-        else:
-            G.synthesis(ws, noise_mode="const", fused=fused)
-    once()  # warm-up
+def median_seconds(fn, reps: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        once()
+        fn()
         times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times) / batch
+    return statistics.median(times)
+
+
+def matmul_peak_gflops(reps: int, n: int = 2048) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n ** 3 / median_seconds(lambda: torch.mm(a, b), max(reps, 5)) / 1e9
+
+
+@torch.inference_mode()
+def reference_gflop_per_image(G) -> float:
+    """FLOPs of one image through the reference path (this call also warms it up)."""
+    ws = G.mapping(z_from_seeds([0], G.z_dim))
+    with FlopCounterMode(display=False) as counter:
+        G.synthesis(ws, noise_mode="const", reference=True)
+    return counter.get_total_flops() / 1e9
+
+
+@torch.inference_mode()
+def ms_per_image(G, batch: int, reps: int, reference: bool) -> float:
+    ws = G.mapping(z_from_seeds(list(range(batch)), G.z_dim))
+    seconds = median_seconds(lambda: G.synthesis(ws, noise_mode="const", reference=reference), reps)
+    return 1000 * seconds / batch
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--reps", type=int, default=5, help="timed calls per cell (median reported)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    p.add_argument("--reps", type=int, default=3, help="timed calls per cell (median reported)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for this run (0 = torch default)")
+    p.add_argument("--with-1024", action="store_true", help="also StyleGAN2 config-F at 1024 px, batch 1")
+    p.add_argument("--only", default="", help="comma-separated config names to run (default: all)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; median of {args.reps} calls")
-    header = f"{'config':<16} {'G params':>10} {'batch':>5} {'unfused ms/img':>15} {'fused ms/img':>13} {'ratio':>6}"
+    configs = CONFIGS + ([CONFIG_F] if args.with_1024 else [])
+    if args.only:
+        configs = [c for c in configs if c[0] in args.only.split(",")]
+    peak = matmul_peak_gflops(args.reps)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU; median of {args.reps} calls; "
+          f"fp32 mm peak (2048^2) {peak:.0f} GFLOP/s")
+    header = (f"{'config':<17} {'batch':>5} {'GFLOP/img':>9} {'ref ms/img':>10} {'fast ms/img':>11} {'speedup':>7} "
+              f"{'ref GFLOP/s':>11} {'fast GFLOP/s':>12} {'fast/peak':>9}")
     print(header)
     print("-" * len(header))
-    for arch, res in CONFIGS:
+    for name, arch, res, channel_base, batches in configs:
         torch.manual_seed(0)
-        G = build_generator(model_config(arch, res)).eval()
-        params = count_params(G)
-        for batch in (1, 16):
-            if arch == "stylegan2":
-                base = ms_per_image(G, batch, args.reps, fused=False)
-                fast = ms_per_image(G, batch, args.reps, fused=True)
-                print(f"{arch + '-' + str(res):<16} {params / 1e6:>9.2f}M {batch:>5} {base:>15.1f} {fast:>13.1f} "
-                      f"{base / fast:>5.2f}x")
-            else:
-                ms = ms_per_image(G, batch, args.reps, fused=None)
-                print(f"{arch + '-' + str(res):<16} {params / 1e6:>9.2f}M {batch:>5} {'-':>15} {ms:>13.1f} {'-':>6}")
+        G = build_generator(model_config(arch, res, channel_base)).eval()
+        gflop = reference_gflop_per_image(G)
+        for batch in batches:
+            ref = ms_per_image(G, batch, args.reps, reference=True)
+            fast = ms_per_image(G, batch, args.reps, reference=False)
+            print(f"{name:<17} {batch:>5} {gflop:>9.2f} {ref:>10.1f} {fast:>11.1f} {ref / fast:>6.2f}x "
+                  f"{gflop / ref * 1000:>11.0f} {gflop / fast * 1000:>12.0f} {gflop / fast * 1000 / peak:>8.0%}",
+                  flush=True)
+    peak_after = matmul_peak_gflops(args.reps)
+    print(f"fp32 mm peak measured again at the end: {peak_after:.0f} GFLOP/s (a large change means the machine was busy)")
     return 0
 
 

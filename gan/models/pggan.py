@@ -20,10 +20,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import MinibatchStdLayer, normalize_2nd_moment
+from .layers import FOLD_MIN_PIXELS, MinibatchStdLayer, fast_path_applies, normalize_2nd_moment, normalize_2nd_moment_
 from .stylegan2 import check_noise_mode
 
 SQRT2 = math.sqrt(2.0)
+# Inputs smaller than this (pixels) upsample and convolve as written: up to 16x16 with 512 channels the
+# polyphase weights take as long to build as the multiply-adds they save (measured on a 2-core CPU).
+POLYPHASE_MIN_PIXELS = 32 * 32
+
+
+# The taps of a 3-tap kernel that act on input rows (y - 1, y) for output row 2y (phase 0) and on (y, y + 1)
+# for output row 2y + 1 (phase 1) after nearest 2x upsampling: phase 0 (w0, w1 + w2), phase 1 (w0 + w1, w2).
+NEAREST_UP2_TAPS = (((0,), (1, 2)), ((0, 1), (2,)))
+
+
+def nearest_up2_weight(weight: torch.Tensor) -> torch.Tensor:
+    """weight [O, kh=3, kw=3, I] (contiguous) -> the 2x2 kernels of the four output phases,
+    [py, px, O, 2, 2, I] contiguous (see EqualizedConv2d.forward_up2_nearest)."""
+    o, _, _, i = weight.shape
+
+    def combine(src: torch.Tensor, taps: tuple, dst: torch.Tensor) -> None:  # dst = sum of src[:, taps]
+        if len(taps) > 1:
+            torch.add(src[:, taps[0]], src[:, taps[1]], out=dst)
+        else:
+            dst.copy_(src[:, taps[0]])
+
+    rows = weight.new_empty([2, o, 2, 3, i])     # [py, O, a, kw, I]
+    for py in range(2):
+        for a, taps in enumerate(NEAREST_UP2_TAPS[py]):
+            combine(weight, taps, rows[py, :, a])
+    out = weight.new_empty([2, 2, o, 2, 2, i])   # [py, px, O, a, b, I]
+    for py in range(2):
+        for px in range(2):
+            for b, taps in enumerate(NEAREST_UP2_TAPS[px]):
+                combine(rows[py].transpose(1, 2), taps, out[py, px, :, :, b])
+    return out
 
 
 class EqualizedConv2d(nn.Module):
@@ -37,6 +68,41 @@ class EqualizedConv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
 
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() for inference. Large inputs: channels-last, the scaled weight written once in that
+        layout. Small ones (large weights): the weight as stored, the scale applied to the output."""
+        if x.shape[2] * x.shape[3] < FOLD_MIN_PIXELS:
+            return F.conv2d(x.contiguous(), self.weight, self.bias / self.scale, padding=self.padding).mul_(self.scale)
+        weight = torch.empty_like(self.weight, memory_format=torch.channels_last)
+        weight = torch.mul(self.weight, self.scale, out=weight)
+        return F.conv2d(x.contiguous(memory_format=torch.channels_last), weight, self.bias, padding=self.padding)
+
+    def forward_up2_nearest(self, x: torch.Tensor) -> torch.Tensor:
+        """forward(F.interpolate(x, scale_factor=2, mode="nearest")) for a 3x3 conv, inference only:
+        x [N, I, H, W] -> [N, O, 2H, 2W] (channels-last from POLYPHASE_MIN_PIXELS on).
+
+        Polyphase: output row 2y reads upsampled rows 2y-1, 2y, 2y+1 = input rows y-1, y, y, so its
+        taps (w[0], w[1] + w[2]) act on input rows (y-1, y); row 2y+1 has (w[0] + w[1], w[2]) on
+        (y, y+1). One 2x2 conv with 4 O outputs on the small input (16 instead of 36 multiply-adds per
+        output pixel and input channel), then each phase is written to its place."""
+        n, _, h, w = x.shape
+        o, i = self.weight.shape[:2]
+        if h * w < POLYPHASE_MIN_PIXELS:  # the weight work would cost more than the multiply-adds saved
+            return self.forward_fast(F.interpolate(x, scale_factor=2, mode="nearest"))
+        x = x.contiguous(memory_format=torch.channels_last)
+        weight = torch.empty_like(self.weight, memory_format=torch.channels_last)
+        weight = torch.mul(self.weight, self.scale, out=weight).permute(0, 2, 3, 1)  # [O, kh, kw, I], contiguous
+        w4 = nearest_up2_weight(weight)                            # [py, px, O, 2, 2, I], contiguous
+        w4 = w4.reshape(4 * o, 2, 2, i).permute(0, 3, 1, 2)       # [4 O, I, 2, 2], channels-last
+        y = F.conv2d(x, w4, self.bias.repeat(4), padding=1)
+        y = y.permute(0, 2, 3, 1)                               # [N, H + 1, W + 1, 4 O], a view
+        out = torch.empty([n, h, 2, w, 2, o], dtype=x.dtype, device=x.device)  # NHWC memory of [N, O, 2H, 2W]
+        for py in range(2):
+            for px in range(2):
+                phase = 2 * py + px
+                out[:, :, py, :, px].copy_(y[:, py: py + h, px: px + w, phase * o: (phase + 1) * o])
+        return out.reshape(n, 2 * h, 2 * w, o).permute(0, 3, 1, 2)
+
 
 class EqualizedLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, gain: float = SQRT2, bias: bool = True):
@@ -47,6 +113,12 @@ class EqualizedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.scale, self.bias)
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() for inference: the scale on the (small) output rather than the (large) weight."""
+        if self.bias is None:
+            return F.linear(x, self.weight).mul_(self.scale)
+        return torch.addmm(self.bias, x, self.weight.t(), alpha=self.scale)
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +148,16 @@ class GeneratorBlock(nn.Module):
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         x = normalize_2nd_moment(lrelu(self.conv0(x)))
         return normalize_2nd_moment(lrelu(self.conv1(x)))
+
+    def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
+        """forward() for inference (layers.fast_path_applies): activations in place, the upsampling conv
+        polyphase, channels-last from FOLD_MIN_PIXELS on."""
+        if self.res == 4:
+            x = self.dense.forward_fast(x).reshape(x.shape[0], -1, 4, 4).add_(self.dense_bias.reshape(1, -1, 1, 1))
+            x = normalize_2nd_moment_(F.leaky_relu_(x, 0.2))
+            return normalize_2nd_moment_(F.leaky_relu_(self.conv.forward_fast(x), 0.2))
+        x = normalize_2nd_moment_(F.leaky_relu_(self.conv0.forward_up2_nearest(x), 0.2))
+        return normalize_2nd_moment_(F.leaky_relu_(self.conv1.forward_fast(x), 0.2))
 
 
 class StageProgress(nn.Module):
@@ -151,22 +233,30 @@ class Generator(StageProgress):
     def current_resolution(self) -> int:
         return self.resolutions[self.depth]
 
-    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", return_stages: bool = False):
+    def synthesis(self, ws: torch.Tensor, noise_mode: str = "const", return_stages: bool = False,
+                  reference: bool = False):
+        """ws [N, 1, z_dim] -> img [N, C, r, r] at the current stage (and every stage's image with
+        return_stages). Without autograd on a CPU this runs the inference fast path (channels-last,
+        activations in place, a polyphase upsampling conv), which gives the numbers of the reference
+        path to fp32 rounding; reference=True runs the plain definition that training differentiates."""
         check_noise_mode(noise_mode)  # PGGAN has no noise inputs; accepted for a uniform interface
         if ws.ndim != 3 or ws.shape[1:] != (1, self.z_dim):
             raise ValueError(f"ws must be [N, 1, {self.z_dim}], got {list(ws.shape)}")
         depth, alpha = self.depth, self.alpha
         x = ws[:, 0].to(torch.float32)
+        fast = not reference and fast_path_applies(x, self.torgb4.weight)
         stages, prev = [], None
         for d, res in enumerate(self.resolutions[: depth + 1]):
             if d == depth and alpha < 1 and d > 0:
                 prev = x
-            x = getattr(self, f"b{res}")(x)
+            block, torgb = getattr(self, f"b{res}"), getattr(self, f"torgb{res}")
+            x = block.forward_fast(x) if fast else block(x)
             if return_stages or d == depth:
-                stages.append(getattr(self, f"torgb{res}")(x))
+                stages.append(torgb.forward_fast(x).contiguous() if fast else torgb(x))
         img = stages[-1]
         if prev is not None:  # fade-in: blend with the upsampled previous stage's image
-            old = getattr(self, f"torgb{self.resolutions[depth - 1]}")(prev)
+            torgb = getattr(self, f"torgb{self.resolutions[depth - 1]}")
+            old = torgb.forward_fast(prev).contiguous() if fast else torgb(prev)
             img = torch.lerp(F.interpolate(old, scale_factor=2, mode="nearest"), img, alpha)
             stages[-1] = img
         return (img, stages) if return_stages else img

@@ -7,13 +7,19 @@ reproduce the same images. Shapes: z [N, z_dim], ws [N, num_ws, w_dim], img [N, 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (LRELU_GAIN, Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, bias_act, make_fir_filter,
-                     modulated_conv2d, normalize_2nd_moment, upsample2d)
+from .layers import (CONV_UP_MATMUL_MAX_PIXELS, FOLD_MIN_PIXELS, LRELU_GAIN, Conv2dLayer, FullyConnectedLayer,
+                     MinibatchStdLayer, bias_act, conv_up2_fir, demodulation_coefficients, fast_path_applies,
+                     make_fir_filter, modulated_conv2d, modulated_weight, noise_act_clamp_, normalize_2nd_moment,
+                     scale_channels, upsample2d, upsample2d_fast)
 
 NOISE_MODES = ("const", "random", "none")
+# Inference on a CPU: blocks from this resolution on run one sample at a time, each sample's style folded
+# into its own weight (see SynthesisNetwork.forward_fast).
+PER_SAMPLE_MIN_RES = 64
 
 
 def check_noise_mode(noise_mode: str) -> None:
@@ -111,6 +117,41 @@ class SynthesisLayer(nn.Module):
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias, act="lrelu", gain=LRELU_GAIN * gain, clamp=clamp)
 
+    def forward_fast(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,
+                     gain: float = 1.0) -> torch.Tensor:
+        """forward() for inference (layers.fast_path_applies): x [N, I, H, W], w [N, w_dim], noise the
+        unscaled noise input ([H', W'], [N, 1, H', W'] or None) -> [N, O, H', W']. lrelu(v) * g ==
+        lrelu(v * g) for g > 0, so the gain goes into the weight, bias and noise."""
+        g = LRELU_GAIN * gain
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        styles = self.affine.forward_fast(w)  # [N, I]
+        bias = self.bias * g
+        if noise is not None:
+            noise = noise * (self.noise_strength * g)
+        n, _, h, wd = x.shape
+        cl = torch.channels_last
+        if self.up > 1:
+            # oneDNN's transposed conv wants channels-last (NCHW is several times slower); on small inputs
+            # a matmul with the weight as [O * 9, I] is faster still (conv_up2_fir)
+            transposed = h * wd > CONV_UP_MATMUL_MAX_PIXELS
+            if transposed:
+                x = x.contiguous(memory_format=cl)
+            if n == 1:
+                weight = modulated_weight(self.weight, styles[0], demodulate=True, gain=g, transpose=transposed)
+                return noise_act_clamp_(conv_up2_fir(x, weight, self.resample_filter, bias, transposed), noise, clamp)
+            weight = modulated_weight(self.weight, None, demodulate=False, gain=1.0, transpose=transposed)
+            x = scale_channels(x, styles, cl if transposed else torch.contiguous_format)
+            x = conv_up2_fir(x, weight, self.resample_filter, None, transposed)
+        elif n == 1 and h * wd >= FOLD_MIN_PIXELS:
+            weight = modulated_weight(self.weight, styles[0], demodulate=True, gain=g)
+            x = F.conv2d(x.contiguous(memory_format=cl), weight, bias, padding=1)
+            return noise_act_clamp_(x, noise, clamp)
+        else:  # scale the activations, the weight as stored, demodulate the outputs
+            x = F.conv2d(scale_channels(x, styles, torch.contiguous_format), self.weight, padding=1)
+        dcoefs = demodulation_coefficients(self.weight, styles) * g  # [N, O]
+        x.mul_(dcoefs.reshape(n, -1, 1, 1)).add_(bias.reshape(1, -1, 1, 1))
+        return noise_act_clamp_(x, noise, clamp)
+
 
 class ToRGBLayer(nn.Module):
     """Modulated 1x1 conv without demodulation: features -> image channels."""
@@ -127,6 +168,18 @@ class ToRGBLayer(nn.Module):
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused)
         return bias_act(x, self.bias, clamp=self.conv_clamp)
+
+    def forward_fast(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """forward() for inference: x [N, I, H, W] (contiguous or channels-last) -> [N, C, H, W] contiguous,
+        the 1x1 conv with per-sample weights as one batched matmul over the pixels."""
+        n, i, h, wd = x.shape
+        styles = self.affine.forward_fast(w) * self.weight_gain          # [N, I]
+        weight = self.weight.reshape(1, -1, i) * styles.unsqueeze(1)     # [N, C, I]
+        pixels = x.reshape(n, i, h * wd)                                 # a view in either memory format
+        y = torch.baddbmm(self.bias.reshape(1, -1, 1), weight, pixels)   # [N, C, H * W]
+        if self.conv_clamp is not None and self.conv_clamp >= 0:
+            y.clamp_(-self.conv_clamp, self.conv_clamp)
+        return y.reshape(n, -1, h, wd)
 
 
 class SynthesisBlock(nn.Module):
@@ -161,6 +214,22 @@ class SynthesisBlock(nn.Module):
         img = y if img is None else img + y
         return x, img
 
+    def forward_fast(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
+                     noises: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward() for inference; noises: the unscaled noise input of each conv (see SynthesisLayer)."""
+        if self.in_channels == 0:
+            x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)
+            x = self.conv1.forward_fast(x, ws[:, 0], noises[0])
+        else:
+            x = self.conv0.forward_fast(x, ws[:, 0], noises[0])
+            x = self.conv1.forward_fast(x, ws[:, 1], noises[1])
+        y = self.torgb.forward_fast(x, ws[:, self.num_conv])
+        img = y if img is None else upsample2d_fast(img, self.resample_filter).add_(y)
+        return x, img
+
+    def layers(self) -> list[SynthesisLayer]:
+        return [self.conv1] if self.in_channels == 0 else [self.conv0, self.conv1]
+
 
 class SynthesisNetwork(nn.Module):
     def __init__(self, cfg: ModelConfig):
@@ -178,16 +247,23 @@ class SynthesisNetwork(nn.Module):
             setattr(self, f"b{res}", block)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", return_stages: bool = False,
-                fused: bool | None = None):
+                fused: bool | None = None, reference: bool = False):
+        """ws [N, num_ws, w_dim] -> img [N, C, R, R] (and the image after each block with return_stages).
+
+        Without autograd on a CPU this runs the inference fast path (forward_fast), which gives the
+        numbers of the reference path to fp32 rounding; reference=True, or an explicit `fused`,
+        runs the reference path, the plain definition that training differentiates."""
         check_noise_mode(noise_mode)
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
+        ws = ws.to(torch.float32)
+        if not reference and fused is None and fast_path_applies(ws, self.b4.const):
+            return self.forward_fast(ws, noise_mode, return_stages)
         if fused is None:
             # Inference on CUDA: one grouped conv with per-sample weights (the official choice). On CPU
-            # the unfused form (scale activations, shared weight) is faster at every size and batch
-            # bench/generator.py measures (1.05-2.3x), and training always uses it.
+            # the unfused form (scale activations, shared weight) measured faster at every size and batch
+            # (1.05-2.3x), and training always uses it.
             fused = not self.training and ws.device.type == "cuda"
-        ws = ws.to(torch.float32)
         x = img = None
         stages = []
         w_idx = 0
@@ -198,6 +274,49 @@ class SynthesisNetwork(nn.Module):
             if return_stages:
                 stages.append(img)
         return (img, stages) if return_stages else img
+
+    def noise_inputs(self, noise_mode: str, n: int, device: torch.device) -> list:
+        """The unscaled noise input of every conv in order: what the reference path draws or reads."""
+        layers = [layer for res in self.block_resolutions for layer in getattr(self, f"b{res}").layers()]
+        if noise_mode == "random":  # drawn in the reference's order, so a seed gives the same noise
+            return [torch.randn([n, 1, layer.resolution, layer.resolution], device=device) for layer in layers]
+        return [layer.noise_const if noise_mode == "const" else None for layer in layers]
+
+    def forward_fast(self, ws: torch.Tensor, noise_mode: str, return_stages: bool):
+        """forward() for inference; see layers.fast_path_applies.
+
+        A batch runs together through the blocks below PER_SAMPLE_MIN_RES, where one weight serves every
+        sample, and then one sample at a time, where folding each sample's style into its own weight costs
+        less than the passes over the activations that a shared weight needs (SynthesisLayer.forward_fast)."""
+        n = ws.shape[0]
+        noises = iter(self.noise_inputs(noise_mode, n, ws.device))  # drawn up front, in the reference's order
+        plan, w_idx = [], 0  # per block: (block, its ws [N, k, w_dim], its convs' noise inputs)
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            plan.append((block, ws[:, w_idx: w_idx + block.num_conv + block.num_torgb],
+                         [next(noises) for _ in range(block.num_conv)]))
+            w_idx += block.num_conv
+        split = len(plan) if n == 1 else next(
+            (k for k, res in enumerate(self.block_resolutions) if res >= PER_SAMPLE_MIN_RES), len(plan))
+        x, img, stages = run_blocks_fast(plan[:split], None, None, return_stages)
+        if split < len(plan):
+            def sample(t: torch.Tensor | None, k: int) -> torch.Tensor | None:  # const noise is shared
+                return t if t is None or t.ndim == 2 else t[k: k + 1]
+            outs = [run_blocks_fast([(block, w[k: k + 1], [sample(z, k) for z in zs]) for block, w, zs in plan[split:]],
+                                    sample(x, k), sample(img, k), return_stages) for k in range(n)]
+            img = torch.cat([out[1] for out in outs])
+            stages += [torch.cat(per_block) for per_block in zip(*[out[2] for out in outs])]
+        return (img, stages) if return_stages else img
+
+
+def run_blocks_fast(plan: list, x: torch.Tensor | None, img: torch.Tensor | None, return_stages: bool):
+    """SynthesisBlock.forward_fast through (block, ws, noise inputs) in order -> x, img, [img after each]."""
+    stages = []
+    for block, w, noises in plan:
+        x, img = block.forward_fast(x, img, w, noises)
+        if return_stages:
+            stages.append(img)
+    return x, img, stages
 
 
 class Generator(nn.Module):
