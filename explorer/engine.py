@@ -302,7 +302,7 @@ class Engine:
         key = str(Path(state.projection).resolve())
         with self._lock:
             if key not in self._projected_synthesis:
-                from .project import _synthesis_with as synthesis_with_noise  # TODO rename
+                from .project import synthesis_with_noise
                 self._projected_synthesis[key] = synthesis_with_noise(self.G, noise)
             return self._projected_synthesis[key]
 

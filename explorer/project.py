@@ -27,7 +27,7 @@ layer: per layer from the start often stalled on targets far from the mean image
 32.8 in the same measurement). (3) PGGAN gets no w noise (28.6 against 24.6 dB with it, 3 seeds, 300 steps).
 
 The model is never modified: the noise maps live in a copy of the synthesis network that shares
-every parameter and other buffer with G (see `_synthesis_with`), so renders by other threads are
+every parameter and other buffer with G (see `synthesis_with_noise`), so renders by other threads are
 unaffected, and gradients are taken with torch.autograd.grad with respect to the latent and the noise
 only, so G's own .grad fields are never touched.
 
@@ -159,7 +159,7 @@ def _check_noise(G, noise: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return noise
 
 
-def _synthesis_with(G, noise: dict[str, torch.Tensor]):
+def synthesis_with_noise(G, noise: dict[str, torch.Tensor]):
     """G.synthesis, rendering `noise` as its const noise maps (PGGAN: G.synthesis itself)."""
     own = noise_buffers(G)
     if not own:
@@ -173,7 +173,7 @@ def synthesize(G, ws: torch.Tensor, noise: dict[str, torch.Tensor] | None = None
                return_stages: bool = False):
     """G.synthesis(ws, noise_mode='const') with `noise` (a ProjectionResult's) as the const noise maps;
     noise None or {}: the model's own. Thread-safe: the model is not modified."""
-    synthesis = _synthesis_with(G, noise) if noise else G.synthesis
+    synthesis = synthesis_with_noise(G, noise) if noise else G.synthesis
     device = next(G.parameters()).device
     return synthesis(ws.to(device), noise_mode="const", return_stages=return_stages)
 
@@ -321,7 +321,7 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
                  for k, v in noise_buffers(G).items()}
         trained_noise = [n.requires_grad_(True) for n in noise.values()] if optimize_noise else []
         noise_adam = torch.optim.Adam(trained_noise, betas=(0.9, 0.999)) if trained_noise else None
-        synthesis = _synthesis_with(G, noise) if noise else G.synthesis
+        synthesis = synthesis_with_noise(G, noise) if noise else G.synthesis
         losses, pixel_losses = [], []
         for step in range(steps):
             t = step / steps
