@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -153,10 +154,26 @@ def test_upload_an_image_project_it_and_move_a_direction_slider(page, engine, mo
     wait_src_change(page, src)
     edited = pixels(page)
     assert not np.array_equal(edited, projected)
+    # Save session: a .zip of the JSON and the projection file, naming no server path; loaded back, the
+    # same pixels.
+    page.get_by_role("tab", name="Session").click()
+    page.locator("#session_save").click()
+    link = page.locator("#session_file a[href]").first
+    link.wait_for(state="attached")
+    bundle = tmp_path / "saved.zip"
+    bundle.write_bytes(page.request.get(link.get_attribute("href")).body())
+    with zipfile.ZipFile(bundle) as zf:
+        assert sorted(zf.namelist()) == ["projection.safetensors", "session.json"]
+        saved = json.loads(zf.read("session.json"))
+    assert saved["projection"] == "projection.safetensors" and saved["model"] == "tiny"
+    assert "/tmp" not in json.dumps(saved)
     src = img_src(page)
-    set_number(page, "#dir0", 0)
+    set_number(page, "#seed", 8)                               # back to seeds
     wait_src_change(page, src)
-    assert np.array_equal(pixels(page), projected)            # back to the projection itself
+    src = img_src(page)
+    page.locator("#session_upload").locator("xpath=..").locator("input[type=file]").set_input_files(str(bundle))
+    wait_src_change(page, src)
+    assert np.array_equal(pixels(page), edited)
 
 
 def open_tab_named(page, name: str) -> None:

@@ -360,11 +360,13 @@ class Callbacks:
         return self.open_model(folder, self.kept(user), user, view, progress)
 
     def check_session(self, path, user):
-        self.roots.resolve_saved(ExplorerState.load(path).model)
+        if Path(path).suffix.lower() != ".zip":    # a .zip is checked as it is unpacked
+            self.roots.resolve_saved(ExplorerState.load(path).model)
 
     def on_session(self, path, view, user, key, progress=gr.Progress()):
-        """A session JSON uploaded: its model, seed, edits and mixing, in the widgets."""
-        loaded = ExplorerState.load(path)
+        """A session JSON (or a projected session's .zip) uploaded: its model, seed, edits and mixing,
+        in the widgets."""
+        loaded = ExplorerState.load(self.unpack_session(path))
         folder = self.roots.resolve_saved(loaded.model)
         shown = key[1] if key is not None else DIRECTIONS_STEP
         return self.open_model(folder, loaded.replace(model=str(folder)), user, view, progress, shown)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import gradio as gr
@@ -17,16 +18,52 @@ from .callbacks import EXPORT_KEEP_S, FPS_RANGE, FRAMES_RANGE, auto_keyframes
 from .widgets import adjusted, clamp
 
 
+SESSION_FILE, PROJECTION_FILE = "session.json", "projection.safetensors"   # a projected session's .zip
+MAX_SESSION_ZIP = 1 << 30
+
+
 class Files:
     """Mixed into ExplorerUI, after Callbacks (self.engine, self.roots)."""
 
     def save_session(self, user):
+        """The session as JSON; a projected image's session as a .zip of the JSON and its projection
+        file (named relative to each other), which Load session takes back."""
         if user is None:
             raise ExplorerError("no model loaded: nothing to save")
         state = self.engine(user.state).check_state(user.state)
         # Named by the model's ref, never the server's path: it loads on any machine with that model.
         portable = state.replace(model=self.roots.ref_of(state.model))
-        return str(portable.save(self.new_export_folder() / f"session-seed{state.seed}.json"))
+        folder = self.new_export_folder()
+        if state.projection is None:
+            return str(portable.save(folder / f"session-seed{state.seed}.json"))
+        shutil.copyfile(state.projection, folder / PROJECTION_FILE)
+        json_path = portable.replace(projection=str(folder / PROJECTION_FILE)).save(folder / SESSION_FILE)
+        bundle = folder / "session-projected.zip"
+        with zipfile.ZipFile(bundle, "w") as zf:
+            for member in (json_path, folder / PROJECTION_FILE):
+                zf.write(member, member.name)
+        return str(bundle)
+
+    def unpack_session(self, path) -> Path:
+        """An uploaded session: the .json itself, or the JSON of a projected session's .zip, unpacked
+        with its projection file into a fresh folder (only those two members are read)."""
+        path = Path(path)
+        if path.suffix.lower() != ".zip":
+            return path
+        folder = self.new_export_folder()
+        try:
+            with zipfile.ZipFile(path) as zf:
+                members = {i.filename: i for i in zf.infolist()}
+                if set(members) != {SESSION_FILE, PROJECTION_FILE}:
+                    raise ExplorerError(f"{path.name}: a session .zip holds {SESSION_FILE} and {PROJECTION_FILE} "
+                                        "only (as Save session writes it)")
+                if sum(i.file_size for i in members.values()) > MAX_SESSION_ZIP:
+                    raise ExplorerError(f"{path.name}: too large for a session")
+                for name in (SESSION_FILE, PROJECTION_FILE):
+                    (folder / name).write_bytes(zf.read(name))
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ExplorerError(f"{path.name}: not a readable session zip ({type(e).__name__})") from None
+        return folder / SESSION_FILE
 
     def make_grid(self, user, rows, cols):
         state = user.state if user is not None else None

@@ -190,6 +190,6 @@ class Panels:
                     "it reloads to the same pixels, here or with `python -m explorer render --session`.")
         with gr.Row():
             self.session_save = gr.Button("Save session", elem_id="session_save")
-            self.session_upload = gr.UploadButton("Load session…", file_types=[".json"], type="filepath",
+            self.session_upload = gr.UploadButton("Load session…", file_types=[".json", ".zip"], type="filepath",
                                                   elem_id="session_upload")
         self.session_file = gr.File(label="Session file", interactive=False, elem_id="session_file")
