@@ -38,6 +38,7 @@ from gan.seeds import z_from_seeds
 
 from . import mixing
 from .directions import Directions, ProgressCallback, apply_edits_ws, apply_edits_z, load_or_compute, max_components
+from .incremental import DEFAULT_BYTES, BlockCache
 from .session import MAX_SEED, DirectionSettings, ExplorerError, ExplorerState
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,15 @@ class Engine:
     """A loaded model and everything the explorer does with it. Thread-safe; shared by users.
 
     model: a model folder (config.json + G.safetensors). cache_size: rendered images kept (LRU,
-    keyed by the full state and display options). cache_dir: where directions go when the model
+    keyed by the full state and display options); block_cache_bytes: block outputs kept for
+    incremental synthesis (incremental.py). cache_dir: where directions go when the model
     folder is read-only (default ~/.cache/gan-latent-explorer); cache_beside_model False: always
     there, never into the model folder (one that is not ours to write).
     """
 
     def __init__(self, model: str | Path, device: str | torch.device = "cpu", cache_size: int = 64,
-                 cache_dir: str | Path | None = None, show_bars: bool = True, cache_beside_model: bool = True):
+                 cache_dir: str | Path | None = None, show_bars: bool = True, cache_beside_model: bool = True,
+                 block_cache_bytes: int = DEFAULT_BYTES):
         self.model_path = resolve_model_folder(model)
         self.G, self.cfg = load_model(self.model_path, device=device)
         self.device = torch.device(device)
@@ -149,6 +152,7 @@ class Engine:
         self._directions: dict[DirectionSettings, Directions] = {}
         self._snapshots: dict[Path, tuple] = {}
         self._projections: dict[tuple, tuple] = {}        # (path, mtime) -> (ws, noise)
+        self._blocks = BlockCache(block_cache_bytes)      # incremental synthesis (incremental.py)
         self._projected_synthesis: dict[str, torch.nn.Module] = {}
         self._lock = threading.RLock()          # render/snapshot caches and torch's global RNG
         self._directions_lock = threading.Lock()  # a long PCA must not block other users' renders
@@ -360,10 +364,20 @@ class Engine:
             return img
         return img, [torch.cat([b[k] for b in stages]) for k in range(len(stages[0]))]
 
+    @torch.inference_mode()
     def render_tensor(self, state: ExplorerState) -> torch.Tensor:
-        """The state's image, [1, C, H, W] float in about [-1, 1] (not cached)."""
+        """The state's image, [1, C, H, W] float in about [-1, 1] (the image itself is not cached; the
+        blocks are: a change of ws from layer k on re-runs only the blocks from the first that reads
+        ws[k], see incremental.py, bitwise the same as a full render)."""
         ws = self.ws(state)
-        return self.render_ws(ws, state.noise_mode, noise_seed=state.seed, synthesis=self.synthesis_for(state))
+        synthesis = self.synthesis_for(state)
+        if self.arch == "pggan" or not BlockCache.applies(synthesis, ws):
+            return self.render_ws(ws, state.noise_mode, noise_seed=state.seed, synthesis=synthesis)
+        if state.noise_mode != "random":
+            return self._blocks.render(synthesis, ws, state.noise_mode, None)
+        with self._lock, torch.random.fork_rng(devices=[]):   # seeded as render_ws seeds it
+            torch.manual_seed(state.seed)
+            return self._blocks.render(synthesis, ws, "random", state.seed)
 
     def render(self, state: ExplorerState, size: int | None = None, resample: str | None = None) -> Image.Image:
         """The state's image as PIL ('RGB' or 'L'), optionally scaled to `size` px. LRU-cached by the
@@ -410,6 +424,7 @@ class Engine:
     def clear_cache(self) -> None:
         with self._lock:
             self._renders.clear()
+        self._blocks.clear()
 
     # ---- resolution stages -----------------------------------------------------------------------
     def stage_previews(self, state: ExplorerState, size: int | None = None,

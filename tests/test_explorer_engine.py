@@ -318,9 +318,10 @@ def test_one_synthesis_per_state_and_the_stages_pass_gives_the_image(tiny_styleg
     a fresh engine's plain render (bitwise)."""
     from explorer.engine import Engine
     engine, fresh = Engine(tiny_stylegan2, show_bars=False), Engine(tiny_stylegan2, show_bars=False)
-    calls = []
-    forward = engine.G.synthesis.forward
+    calls = []   # synthesis passes: full (forward) or block by block (the incremental render)
+    forward, blockwise = engine.G.synthesis.forward, engine._blocks.render
     monkeypatch.setattr(engine.G.synthesis, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    monkeypatch.setattr(engine._blocks, "render", lambda *a, **k: calls.append(1) or blockwise(*a, **k))
     state = engine.default_state(seed=11, truncation_psi=0.7)
     big, small = engine.render(state, size=128), engine.render(state, size=48)
     assert len(calls) == 1
