@@ -10,6 +10,13 @@ trained for the explorer on CPU-friendly data. Times are wall-clock, best and me
 Targets: PCA of 100k samples at w_dim 512 <= 6 s; 120-frame export at 256 px <= 10 s.
 The render rows are repeated on the shipped default model (assets/models/DEFAULT, or --model),
 which is what the app opens on.
+
+--events 256,1024: explorer events on real-size random-weight StyleGAN2s (256 px: channel_base 16384,
+channel_max 512, conv_clamp 256; 1024 px: config-F), one uncached render each, as the UI makes them:
+a seed change, a coarse edit (layers 0-3), a fine edit (the second half of the layers: the incremental
+render re-runs only the blocks from there), and a mixing-tab event (fine layers from seed B: the main
+image and the A / B / mixed thumbnails). The fine edit's ratio to a full render is printed (target
+<= 40%).
 """
 from __future__ import annotations
 
@@ -65,6 +72,55 @@ def render_with(engine: Engine, base, n_edits: int):
     return render
 
 
+EVENT_MODELS = {
+    256: ModelConfig(arch="stylegan2", img_resolution=256, img_channels=3, z_dim=512, w_dim=512, mapping_layers=8,
+                     channel_base=16384, channel_max=512, conv_clamp=256),
+    1024: ModelConfig(arch="stylegan2", img_resolution=1024, img_channels=3, z_dim=512, w_dim=512, mapping_layers=8,
+                      channel_base=32768, channel_max=512, conv_clamp=256),
+}
+
+
+def event_rows(res: int, tmp: Path, repeats: int) -> list:
+    """Render time of the UI's events on a res px model (see the module docstring)."""
+    cfg = EVENT_MODELS[res]
+    torch.manual_seed(0)
+    G = build_generator(cfg).eval().requires_grad_(False)
+    folder = save_model(tmp / f"events{res}", G, cfg)
+    del G
+    engine = Engine(folder, show_bars=False)
+    settings = DirectionSettings(samples=5000, components=16)
+    engine.directions(settings)
+    n = engine.num_ws
+    base = engine.default_state(seed=1, truncation_psi=0.7, directions=settings)
+    engine.render(base)
+    counter = iter(range(1, 10 ** 9))
+    fine = list(range(n // 2, n))
+
+    def seed_change():
+        engine.render(base.replace(seed=1000 + next(counter)))
+
+    def coarse_edit():
+        engine.render(base.with_edit(0, 0.5 + 0.01 * next(counter), 0, 4))
+
+    def fine_edit():
+        engine.render(base.with_edit(1, 0.5 + 0.01 * next(counter), n // 2, None))
+
+    def mixing_event():   # fine layers from a new seed B: the main image and the A / B / mixed thumbnails
+        state = base.replace(mix_seed=2000 + next(counter), mix_layers=fine)
+        engine.render(state, size=512)
+        engine.render(base, size=160)
+        engine.render(base.replace(seed=state.mix_seed), size=160)
+        engine.render(state, size=160)
+
+    rows = [(f"{res} px: seed change (full render)", timed(seed_change, repeats), "ms", None),
+            (f"{res} px: coarse edit, layers 0-3", timed(coarse_edit, repeats), "ms", None),
+            (f"{res} px: fine edit, layers {n // 2}-{n - 1}", timed(fine_edit, repeats), "ms", None),
+            (f"{res} px: mixing tab event (fine layers from B)", timed(mixing_event, repeats), "ms", None)]
+    ratio = rows[2][1][1] / rows[0][1][1]
+    print(f"# {res} px: fine edit / full render = {100 * ratio:.0f}% (median; target <= 40%)", file=sys.stderr)
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine)")
@@ -72,9 +128,17 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="repeats of each measurement (default 3)")
     ap.add_argument("--model", default=None, help="trained model folder for the render rows (default: the shipped "
                     "default model, if any)")
+    ap.add_argument("--events", default=None, metavar="SIZES", help="only the event rows at these sizes, e.g. 256,1024")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []   # (what, (best, median, cpu share), unit, target)
+
+    if args.events:
+        with tempfile.TemporaryDirectory() as tmp:
+            for res in (int(r) for r in args.events.split(",")):
+                rows += event_rows(res, Path(tmp), args.repeats)
+        print_table(rows, args.threads, "real-size random-weight StyleGAN2s (--events)")
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
@@ -124,11 +188,16 @@ def main() -> int:
                                             fps=30, size=256, progress=lambda f, t: None), args.repeats)
             rows.append((f"export 120 frames, 256 px, {suffix.upper()}", t, "s", 10.0))
 
+    print_table(rows, args.threads, f"32x32 StyleGAN2, z/w 512, 8-layer mapping, channel_base 4096, channel_max 256, "
+                                    f"{count_params(G) / 1e6:.1f} M params")
+    return 0
+
+
+def print_table(rows, threads: int, model: str) -> None:
     load = os.getloadavg()
-    print(f"# explorer bench: torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPU(s), "
+    print(f"# explorer bench: torch {torch.__version__}, {threads} thread(s), {os.cpu_count()} CPU(s), "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print(f"# model: 32x32 StyleGAN2, z/w 512, 8-layer mapping, channel_base 4096, channel_max 256, "
-          f"{count_params(G) / 1e6:.1f} M params")
+    print(f"# model: {model}")
     print(f"| {'measurement':<58} | {'best':>9} | {'median':>9} | {'target':>8} | ok  | cpu share |")
     print(f"|{'-' * 60}|{'-' * 11}|{'-' * 11}|{'-' * 10}|-----|-----------|")
     for what, (best, med, share), unit, target in rows:
@@ -137,7 +206,6 @@ def main() -> int:
         ok = "   " if target is None else ("yes" if best <= target else "NO ")
         print(f"| {what:<58} | {best * scale:>6.2f} {unit:<2} | {med * scale:>6.2f} {unit:<2} | {tgt:>8} | {ok} | "
               f"{share:>9.2f} |")
-    return 0
 
 
 if __name__ == "__main__":
