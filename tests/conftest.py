@@ -44,3 +44,17 @@ def tiny_pggan(tmp_path_factory):
     """A 32x32 RGB PGGAN model folder with random weights (G and D)."""
     from gan.commands import new_model
     return new_model(tmp_path_factory.mktemp("pg") / "model", tiny_config("pggan"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright, one for every browser test. Without it the tests fail with
+    the command that installs it, rather than skip: a CI that lost its browser cannot pass silently."""
+    from ui_helpers import CHROMIUM, launch_browser
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (or `sudo apt-get install -y chromium`)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = launch_browser(p)
+        yield b
+        b.close()

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from conftest import tiny_config
-from ui_helpers import (CHROMIUM, IMAGE, ROOT, App, choose, fetch_pixels, img_src, launch_browser, open_page,
+from ui_helpers import (IMAGE, ROOT, App, choose, fetch_pixels, img_src, open_page,
                         open_tab, pixels, set_number, wait_src_change)
 
 SHOT = Path(os.environ.get("E2E_SHOT", ROOT / "artifacts" / "screenshot.png"))
@@ -42,17 +42,6 @@ def models(tmp_path_factory):
     empty.mkdir()
     return SimpleNamespace(shipped=shipped, sg2=shipped / "tiny-sg2", pggan=run / "final", empty=empty,
                            root=root)
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (or `sudo apt-get install -y chromium`)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ what the page shows is compared with the engine's render of the same state in th
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from conftest import tiny_config
 from explorer.engine import Engine
 from explorer.ui import DEFAULT_PSI, DISPLAY_SIZE
-from ui_helpers import CHROMIUM, App, choose, fetch_pixels, img_src, launch_browser, open_page, pixels, set_number, \
+from ui_helpers import App, choose, fetch_pixels, img_src, open_page, pixels, set_number, \
     wait_src_change
 
 
@@ -23,17 +22,6 @@ def model(tmp_path_factory) -> Path:
     from gan.commands import new_model
     root = tmp_path_factory.mktemp("edit_tools")
     return new_model(root / "models" / "tiny", tiny_config("stylegan2"), seed=5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (or `sudo apt-get install -y chromium`)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

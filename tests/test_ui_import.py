@@ -5,7 +5,6 @@ network the pickle was written from (tests/official_pickles.py writes the offici
 from __future__ import annotations
 
 import os
-import shutil
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ from explorer.ui import DEFAULT_PSI, DISPLAY_SIZE
 from gan.models.config import ModelConfig
 from gan.models.networks import build_discriminator, build_generator
 from gan.seeds import z_from_seeds
-from ui_helpers import CHROMIUM, ROOT, App, img_src, launch_browser, open_page, pixels, set_number, wait_src_change
+from ui_helpers import ROOT, App, img_src, open_page, pixels, set_number, wait_src_change
 
 MARKER = "payload_ran.txt"
 
@@ -57,17 +56,6 @@ def files(tmp_path_factory):
     out.empty = root / "models"
     out.empty.mkdir()
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run `make test` (or `sudo apt-get install -y chromium`)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = launch_browser(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
