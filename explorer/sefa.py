@@ -30,7 +30,7 @@ import torch
 from .directions import Directions, _sign_fix
 from .session import DirectionSettings, ExplorerError
 
-DEFAULT_SAMPLES = 4096
+DEFAULT_SAMPLES = 2048          # latents drawn to measure one sigma: its relative error is about 1 / sqrt(2 n), 1.6%
 
 
 @dataclass(frozen=True)
