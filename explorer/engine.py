@@ -293,8 +293,8 @@ class Engine:
         if state.projection is None:
             return self.ws_from_z(self.z([state.seed]), state)
         ws, _ = self.projection(state.projection)
-        if self.arch == "pggan":
-            return self.ws_from_z(ws[:, 0].to(self.device), state)
+        if self.arch == "pggan":   # its latent is the projected z itself: no truncation moves it away
+            return self.ws_from_z(ws[:, 0].to(self.device), state.replace(truncation_psi=1.0))
         return self.styled(ws.to(self.device), state)
 
     def synthesis_for(self, state: ExplorerState):

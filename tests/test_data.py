@@ -329,3 +329,12 @@ def test_emoji_missing_font_says_what_to_install(tmp_path, monkeypatch):
 
 def test_builtin_names_ignore_case():
     assert load_dataset("Digits", 8, max_images=3).num_images == 3
+
+
+@pytest.mark.parametrize("level", [200, 40000])
+def test_a_16_bit_greyscale_png_is_scaled_from_its_full_range(tmp_path, level):
+    """65535 is white: a dark 16-bit image (every value below 256) stays dark instead of being read as 8-bit."""
+    Image.fromarray(np.full((8, 8), level, np.uint16)).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    img = load_dataset(tmp_path, 8, channels=1)[0]
+    assert int(img.max()) == int(img.min()) == round(level * 255 / 65535)

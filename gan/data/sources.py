@@ -64,7 +64,9 @@ def _decode_image(data: bytes, resolution: int, channels: int, fit: str = "crop"
             im = ImageOps.exif_transpose(im)
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit greyscale: scale to 8 bits
             arr = np.asarray(im, dtype=np.float32)
-            arr = arr / 257.0 if arr.max() > 255 else arr
+            # 16-bit: always 65535 -> 255 (a dark 16-bit image stays dark, as explorer/targets.py reads it);
+            # 32-bit 'I'/'F' carry no range: values above 255 are taken as 16-bit
+            arr = arr / 257.0 if im.mode.startswith("I;16") or arr.max() > 255 else arr
             im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
         if im.has_transparency_data:
             im = im.convert("RGBA")
