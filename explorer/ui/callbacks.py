@@ -427,8 +427,9 @@ class Callbacks:
         key = str(engine.model_path)
         if key not in self._render_s:
             times = []
-            for _ in range(2):
+            ws = engine.ws(state)
+            for _ in range(2):   # a full synthesis pass (render_tensor would reuse the cached blocks)
                 t0 = time.perf_counter()
-                engine.render_tensor(state)
+                engine.render_ws(ws, state.noise_mode, noise_seed=state.seed, synthesis=engine.synthesis_for(state))
                 times.append(time.perf_counter() - t0)
             self._render_s[key] = min(times)
