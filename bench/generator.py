@@ -14,8 +14,8 @@ path. GFLOP per image is counted by torch.utils.flop_counter.FlopCounterMode on 
 (convolutions, transposed convolutions, FIR filters and matmuls); GFLOP/s = that count / fast time, so
 for PGGAN, whose fast path does fewer multiply-adds (polyphase upsampling conv), it is an effective rate
 that can exceed what the hardware does. The matmul peak is the median of timed 2048 x 2048 fp32 torch.mm
-calls with the same thread count. Each cell is the median of --reps timed calls after one warm-up; on a
-shared machine the numbers are noisy, so run it a few times.
+calls with the same thread count. Each cell is the median of --reps timed calls after one warm-up, the
+reference and fast calls taken in turn; on a shared machine the numbers are noisy, so run it a few times.
 """
 from __future__ import annotations
 
@@ -49,20 +49,23 @@ def model_config(arch: str, res: int, channel_base: int) -> ModelConfig:
                        channel_base=channel_base, channel_max=512, conv_clamp=256.0)
 
 
-def median_seconds(fn, reps: int, warmup: bool = True) -> float:
-    if warmup:
+def median_seconds(fns: list, reps: int) -> list[float]:
+    """The median time of each function over reps timed calls after one warm-up call, the functions
+    called in turn so that a change in the machine's load falls on all of them alike."""
+    for fn in fns:
         fn()
-    times = []
+    times = [[] for _ in fns]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def matmul_peak_gflops(reps: int, n: int = 2048) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n ** 3 / median_seconds(lambda: torch.mm(a, b), max(reps, 5)) / 1e9
+    return 2 * n ** 3 / median_seconds([lambda: torch.mm(a, b)], max(reps, 5))[0] / 1e9
 
 
 @torch.inference_mode()
@@ -75,10 +78,12 @@ def reference_gflop_per_image(G) -> float:
 
 
 @torch.inference_mode()
-def ms_per_image(G, batch: int, reps: int, reference: bool) -> float:
+def ms_per_image(G, batch: int, reps: int) -> tuple[float, float]:
+    """(reference, fast) ms per image."""
     ws = G.mapping(z_from_seeds(list(range(batch)), G.z_dim))
-    seconds = median_seconds(lambda: G.synthesis(ws, noise_mode="const", reference=reference), reps)
-    return 1000 * seconds / batch
+    seconds = median_seconds([lambda: G.synthesis(ws, noise_mode="const", reference=True),
+                              lambda: G.synthesis(ws, noise_mode="const")], reps)
+    return tuple(1000 * s / batch for s in seconds)
 
 
 def main(argv=None) -> int:
@@ -105,8 +110,7 @@ def main(argv=None) -> int:
         G = build_generator(model_config(arch, res, channel_base)).eval()
         gflop = reference_gflop_per_image(G)
         for batch in batches:
-            ref = ms_per_image(G, batch, args.reps, reference=True)
-            fast = ms_per_image(G, batch, args.reps, reference=False)
+            ref, fast = ms_per_image(G, batch, args.reps)
             print(f"{name:<17} {batch:>5} {gflop:>9.2f} {ref:>10.1f} {fast:>11.1f} {ref / fast:>6.2f}x "
                   f"{gflop / ref * 1000:>11.0f} {gflop / fast * 1000:>12.0f} {gflop / fast * 1000 / peak:>8.0%}",
                   flush=True)

@@ -253,9 +253,17 @@ def fir_weight(f: torch.Tensor, channels: int, gain: float, dtype: torch.dtype) 
 
 
 def upsample2d_fast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """upsample2d(x, f) for a 4-tap filter, as one depthwise transposed conv (no zero-inserted copy)."""
+    """upsample2d(x, f) for a 4-tap filter, without the zero-inserted copy."""
     if f.shape[-1] != 4:
         return upsample2d(x, f)
+    if torch.equal(f, make_fir_filter().to(f)):
+        # [1, 3, 3, 1] upsampling is bilinear interpolation (weights 1/4, 3/4) except on the border rows and
+        # columns, where the FIR sees a zero beyond the edge and bilinear the edge value itself: those are
+        # 3/4 of bilinear's. Six times faster than the transposed conv below for a 3-channel image.
+        y = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        for edge in (y[..., 0, :], y[..., -1, :], y[..., :, 0], y[..., :, -1]):
+            edge.mul_(0.75)
+        return y
     c = x.shape[1]
     # Zero insertion, pad (2, 1) and correlation with the flipped filter == a stride-2 transposed conv with
     # the filter itself, cropped by 1 on each side.
@@ -266,10 +274,8 @@ def upsample2d_fast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
 def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
     """modulated_conv2d's dcoefs [N, O] for weight [O, I, k, k] and styles [N, I]."""
     o, i, kh, kw = weight.shape
-    taps = weight.reshape(-1, kh * kw)
-    ones = weight.new_ones(kh * kw)
-    # sum over k, k of weight^2 [O, I], in blocks that stay in cache (the reduction over 9 taps is slow)
-    w2 = torch.cat([torch.mv(block.square(), ones) for block in taps.split(1 << 18)]).reshape(o, i)
+    # the sum over k, k of weight^2, [O, I]: a matrix-vector product is faster than a reduction over 9 taps
+    w2 = torch.mv(weight.reshape(-1, kh * kw).square(), weight.new_ones(kh * kw)).reshape(o, i)
     return (styles.square() @ w2.t() + 1e-8).rsqrt()
 
 
