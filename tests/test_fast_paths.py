@@ -32,6 +32,7 @@ PG_PATHS = {
     "defaults": {},
     "channels-last and polyphase everywhere": dict(FOLD_MIN_PIXELS=0, POLYPHASE_MIN_PIXELS=0),
     "stored weights, upsample then conv": dict(FOLD_MIN_PIXELS=BIG, POLYPHASE_MIN_PIXELS=BIG),
+    "mixed": dict(FOLD_MIN_PIXELS=16 * 16, POLYPHASE_MIN_PIXELS=8 * 8),
 }
 _models = {}
 
