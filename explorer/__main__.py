@@ -132,12 +132,8 @@ def cmd_label(args) -> int:
     engine = open_engine(args.model)
     if args.component >= engine.num_components(settings):
         raise ExplorerError(f"unknown component {args.component}: this model has 0..{engine.num_components(settings) - 1}")
-    labels = engine.direction_labels(settings)
     text = check_label(args.text)
-    labels.pop(args.component, None)
-    if text:
-        labels[args.component] = text
-    where = engine.save_direction_labels(labels, settings)
+    where = engine.name_direction(args.component, text, settings)
     print(f"direction {args.component}: {text or '(no label)'}; labels saved to {where or 'nowhere (not writable)'}",
           file=sys.stderr)
     return 0 if where else 1

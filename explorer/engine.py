@@ -470,6 +470,17 @@ class Engine:
         from .directions import load_labels
         return load_labels(self.model_path, settings or DirectionSettings(), cache_dir=self.cache_dir)
 
+    def name_direction(self, component: int, label: str, settings: DirectionSettings | None = None) -> str:
+        """Give direction `component` the stored name `label` ("" removes it), keeping the others; returns
+        where the names were saved ("" when nowhere was writable). See save_direction_labels."""
+        from .session import check_label
+        label = check_label(label)
+        labels = self.direction_labels(settings)
+        labels.pop(component, None)
+        if label:
+            labels[component] = label
+        return self.save_direction_labels(labels, settings)
+
     def save_direction_labels(self, labels: dict[int, str], settings: DirectionSettings | None = None) -> str:
         """Store {component: label} beside the model's direction cache (or in the user cache when the
         folder is not ours to write); returns where."""

@@ -2,6 +2,7 @@
 returns {component: value} ({} = nothing to do). No model logic here: that is explorer.engine."""
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -12,6 +13,7 @@ from PIL import Image
 
 from gan.importers import import_zipped_folder
 from gan.io.checkpoint import NETWORK_PICKLE_SUFFIX, read_config, resolve_model_folder
+from gan.io.images import to_pil
 
 from ..engine import Engine, open_engine
 from ..session import MAX_SEED, ExplorerError, ExplorerState
@@ -169,7 +171,6 @@ class Callbacks:
         other method's components, so they go; the sliders are rebuilt."""
         if user is None or method is None:
             return {}
-        import dataclasses
         with user.lock:
             engine = self.engine(user.state)
             settings = dataclasses.replace(user.state.directions, method=method, sefa_start=0, sefa_end=None)
@@ -211,7 +212,6 @@ class Callbacks:
                 out = self.panels(engine, state, view)
         finally:
             path.unlink(missing_ok=True)     # the upload itself is not kept
-        from gan.io.images import to_pil
         before = to_pil(target.image[None])[0].resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.NEAREST)
         after = engine.render(state, size=THUMB_SIZE)
         notes = "".join(f"; {n}" for n in target.notes)
@@ -247,11 +247,7 @@ class Callbacks:
             user.state = user.state.with_label(component, text or "")
             state = user.state
         if not self.public:
-            engine = self.engine(state)
-            labels = engine.direction_labels(state.directions)
-            labels.pop(component, None)
-            labels.update({component: state.label_of(component)} if state.label_of(component) else {})
-            engine.save_direction_labels(labels, state.directions)
+            self.engine(state).name_direction(component, state.label_of(component), state.directions)
         out = {self.label_box: state.label_of(component)}
         if key is not None:
             out[self.dirs_key] = (key[0], key[1], next(self._versions))
