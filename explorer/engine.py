@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 STAGE_RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
 MAX_DISPLAY_SIZE = 4096          # px: larger output sizes are typos
 MAX_GRID_SEEDS = 64              # per mixing-grid axis
+MAX_PROJECTIONS = 16             # projections (ws and noise maps, their synthesis copies) kept in memory
 RENDER_BATCH_PIXELS = 1 << 20   # output pixels per synthesis call when rendering many (<= 32 images)
 
 
@@ -151,9 +152,9 @@ class Engine:
         self._renders: OrderedDict = OrderedDict()
         self._directions: dict[DirectionSettings, Directions] = {}
         self._snapshots: dict[Path, tuple] = {}
-        self._projections: dict[tuple, tuple] = {}        # (path, mtime) -> (ws, noise)
+        self._projections: OrderedDict = OrderedDict()    # (path, mtime) -> (ws, noise), MAX_PROJECTIONS kept
         self._blocks = BlockCache(block_cache_bytes)      # incremental synthesis (incremental.py)
-        self._projected_synthesis: dict[str, torch.nn.Module] = {}
+        self._projected_synthesis: OrderedDict = OrderedDict()   # path -> synthesis copy, MAX_PROJECTIONS kept
         self._lock = threading.RLock()          # render/snapshot caches and torch's global RNG
         self._directions_lock = threading.Lock()  # a long PCA must not block other users' renders
 
@@ -267,6 +268,9 @@ class Engine:
             if key not in self._projections:
                 self._projections[key] = load_projection(path, self.G)
                 self._projected_synthesis.pop(str(path.resolve()), None)
+                while len(self._projections) > MAX_PROJECTIONS:   # a public server sees many users' projections
+                    self._projections.popitem(last=False)
+            self._projections.move_to_end(key)
             return self._projections[key]
 
     def project(self, target, out: str | Path, state: ExplorerState | None = None, space: str = "w+",
@@ -308,6 +312,9 @@ class Engine:
             if key not in self._projected_synthesis:
                 from .project import synthesis_with_noise
                 self._projected_synthesis[key] = synthesis_with_noise(self.G, noise)
+                while len(self._projected_synthesis) > MAX_PROJECTIONS:
+                    self._projected_synthesis.popitem(last=False)
+            self._projected_synthesis.move_to_end(key)
             return self._projected_synthesis[key]
 
     def ws(self, state: ExplorerState, seeds=None) -> torch.Tensor:
