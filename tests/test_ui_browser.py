@@ -205,6 +205,8 @@ def test_an_edit_applies_only_to_its_layer_range(page, engine):
 
 
 def test_more_directions_reveals_hidden_sliders(page):
+    # the sliders panel is a @gr.render after the page's load event: on a loaded CI machine it can come late
+    page.locator("#dirs_more").wait_for(state="visible", timeout=90_000)
     assert not page.locator("#dir8").is_visible()
     page.locator("#dirs_more").click()
     page.locator("#dir15").wait_for(state="visible")
