@@ -8,6 +8,7 @@ Layer ranges on the command line are inclusive, like the official tools' --style
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -44,6 +45,14 @@ def seed_list(text: str) -> list[int]:
     try:
         return parse_seeds(text)
     except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def keyframe_list(text: str) -> list:
+    from .keyframes import parse_keyframes
+    try:
+        return parse_keyframes(text, allow_files=True)
+    except ExplorerError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -139,9 +148,27 @@ def cmd_label(args) -> int:
     return 0 if where else 1
 
 
-def cmd_project(args) -> int:
+@contextlib.contextmanager
+def progress_bar(total: int, desc: str, unit: str):
+    """A tqdm bar on stderr as a ProgressCallback (fraction, text): the bar moves to fraction * total and
+    shows the text after its last ': '. It appears at the first call, so input refused before any work
+    leaves the one-line error alone on stderr."""
     from tqdm import tqdm
+    bars = []
 
+    def progress(fraction, text):
+        if not bars:
+            bars.append(tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False))
+        bars[0].update(round(fraction * total) - bars[0].n)
+        bars[0].set_postfix_str(text.rsplit(": ", 1)[-1])
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def cmd_project(args) -> int:
     from .engine import check_out_path, open_engine, save_png
     session = check_out_path(args.out, (".json",))
     weights = session.with_suffix(".safetensors")
@@ -150,10 +177,7 @@ def cmd_project(args) -> int:
     state = state_from_args(args, need_seed=False)
     engine = open_engine(state.model)
     state = engine.check_state(state)
-    with tqdm(total=args.steps, desc="projection", unit="step", file=sys.stderr, leave=False) as bar:
-        def progress(fraction, text):
-            bar.update(round(fraction * args.steps) - bar.n)
-            bar.set_postfix_str(text.rsplit(": ", 1)[-1])
+    with progress_bar(args.steps, "projection", "step") as progress:
         state, result, target = engine.project(args.target, weights, state, space=args.space, steps=args.steps,
                                                seed=args.seed, use_discriminator=not args.no_discriminator,
                                                progress=progress)
@@ -224,9 +248,10 @@ def cmd_export(args) -> int:
     state = state_from_args(args, need_seed=False)
     engine = open_engine(state.model)
     state = engine.check_state(state)
-    path = engine.export(state, args.seeds, args.out, frames_per_segment=args.frames_per_seed, space=args.space,
-                         loop=args.loop, fps=args.fps, size=args.size, easing=args.easing)
-    n = engine.check_path(args.seeds, args.frames_per_seed, args.space, args.loop, args.easing)
+    n = engine.check_path(args.seeds, args.frames_per_seed, args.space, args.loop, args.easing, state)
+    with progress_bar(n, "export", "frame") as progress:
+        path = engine.export(state, args.seeds, args.out, frames_per_segment=args.frames_per_seed, space=args.space,
+                             loop=args.loop, fps=args.fps, size=args.size, easing=args.easing, progress=progress)
     print(f"wrote {path} ({n} frames)", file=sys.stderr)
     return 0
 
@@ -372,11 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .png")
     p.set_defaults(func=cmd_stages)
 
-    p = sub.add_parser("export", help="interpolation video through keyframe seeds (GIF or MP4)",
-                       description="Animate through keyframe seeds (slerp in Z or lerp in W) with the current "
-                                   "truncation and edits on every frame; write a looping GIF or an MP4.")
+    p = sub.add_parser("export", help="interpolation video through keyframes: seeds and projected images (GIF or MP4)",
+                       description="Animate through keyframes (slerp in Z or lerp in W) with the current "
+                                   "truncation and edits on every frame; write a looping GIF or an MP4. A keyframe "
+                                   "is a seed, 'this' (the --session's image, e.g. a projected one) or a projection "
+                                   ".safetensors file (from `project`); projected images need --space w.")
     add_state_args(p, seed=False)
-    p.add_argument("--seeds", type=seed_list, required=True, help="keyframe seeds in order, e.g. 3,7,11")
+    p.add_argument("--seeds", type=keyframe_list, required=True,
+                   help="keyframes in order, e.g. 3,7,11 or this,3,me.safetensors")
     p.add_argument("--frames-per-seed", type=positive_int, default=24,
                    help="frames from one keyframe to the next (default %(default)s)")
     p.add_argument("--space", choices=("z", "w"), default="z", help="z: slerp between z; w: lerp between ws")

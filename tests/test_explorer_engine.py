@@ -295,7 +295,7 @@ def test_mp4_is_readable_with_the_right_frame_count(pg_engine, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(seeds=[]), "no keyframe seeds"),
+    (dict(seeds=[]), "no keyframes"),
     (dict(frames_per_segment=0), "frames per seed"),
     (dict(seeds=list(range(300)), frames_per_segment=10), "over the limit"),
     (dict(out="missing/a.gif"), "does not exist"),

@@ -3,12 +3,14 @@ projection, editing an uploaded image). `python app.py` on a tiny random StyleGA
 what the page shows is compared with the engine's render of the same state in this process."""
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import tiny_config
 from explorer.engine import Engine
@@ -142,6 +144,19 @@ def test_upload_an_image_project_it_and_move_a_direction_slider(page, engine, mo
     wait_src_change(page, src)
     edited = pixels(page)
     assert not np.array_equal(edited, projected)
+    # Export: the keyframes start at the image shown ('this', the W path chosen for it); the GIF's first
+    # frame is the edited projection (GIF: 256 colours), its second keyframe seed 0's image.
+    open_tab_named(page, "Export")
+    assert page.locator("#export_seeds textarea, #export_seeds input").first.input_value() == "this,0,1,2,3"
+    page.locator("#export_seeds textarea, #export_seeds input").first.fill("this,0")
+    set_number(page, "#export_frames", 2)
+    page.locator("#export_button").click()
+    link = page.locator("#export_file a[href]").first
+    link.wait_for(state="attached", timeout=60_000)
+    gif = Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body()))
+    assert gif.n_frames == 4                                  # loops by default: 2 keyframes x 2
+    first = np.asarray(gif.convert("RGB").resize((DISPLAY_SIZE, DISPLAY_SIZE), Image.Resampling.NEAREST), int)
+    assert np.abs(first - edited).mean() < np.abs(first - shown(engine, seed=0)).mean() / 2
     # Save session: a .zip of the JSON and the projection file, naming no server path; loaded back, the
     # same pixels.
     page.get_by_role("tab", name="Session").click()

@@ -16,6 +16,7 @@ from gan.io.checkpoint import NETWORK_PICKLE_SUFFIX, read_config, resolve_model_
 from gan.io.images import to_pil
 
 from ..engine import Engine, open_engine
+from ..keyframes import THIS
 from ..session import MAX_SEED, ExplorerError, ExplorerState
 from .models import ModelRoots
 from .widgets import clamp
@@ -218,6 +219,7 @@ class Callbacks:
         note = (f"PSNR {result.psnr:.1f} dB after {result.steps} steps ({result.space.upper()}, "
                 f"{result.seconds:.0f} s){notes}. The image is now your projection: try the direction sliders.")
         return {**out, self.project_before: before, self.project_after: after, self.project_note: note,
+                self.keyframes: f"{THIS},{auto_keyframes(state.seed)}", self.space: "w",   # export: from your image
                 **({self.dirs_key: (key[0], key[1], next(self._versions))} if key is not None else {})}
 
     # ---- what a direction does ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from gan.seeds import parse_seeds
 
 from ..engine import MAX_GRID_SEEDS, check_seeds
 from ..export import GIF_MAX_FPS
+from ..keyframes import describe, parse_keyframes
 from ..session import ExplorerError
 from .callbacks import EXPORT_KEEP_S, FPS_RANGE, FRAMES_RANGE, auto_keyframes
 from .widgets import adjusted, clamp
@@ -94,15 +95,15 @@ class Files:
         notes += [adjusted(fps, p, FPS_RANGE[0], hi_fps, f"{fmt} fps")] if p != fps else []
         return f, p, notes
 
-    def export_seeds(self, user, keyframes, frames, space, loop, fps, size, fmt) -> list[int]:
-        """The keyframe seeds, once everything the export needs is valid (cheap: nothing rendered)."""
+    def export_seeds(self, user, keyframes, frames, space, loop, fps, size, fmt) -> list:
+        """The keyframes (seeds and THIS, the image shown; never a path), once everything the export needs
+        is valid (cheap: nothing rendered)."""
         state = user.state if user is not None else None
         engine = self.engine(state)
-        seeds = parse_seeds(keyframes) if keyframes and keyframes.strip() else \
-            [int(s) for s in auto_keyframes(state.seed).split(",")]
+        keys = parse_keyframes(keyframes if keyframes and keyframes.strip() else auto_keyframes(state.seed))
         frames, fps, _ = self.export_values(frames, fps, fmt)
-        engine.check_path(seeds, frames, space, bool(loop))
-        return seeds
+        engine.check_path(keys, frames, space, bool(loop), state=state)
+        return keys
 
     def check_export(self, *args) -> None:
         self.export_seeds(*args)
@@ -124,7 +125,8 @@ class Files:
                 gr.update(value=None if is_gif else str(path), visible=not is_gif), str(path))
 
     def write_export(self, state, seeds, frames, space, loop, fps, size, fmt, progress) -> Path:
-        out = self.new_export_folder() / f"interpolation-{seeds[0]}-{seeds[-1]}{'.gif' if fmt == 'GIF' else '.mp4'}"
+        first, last = describe(seeds[0]), describe(seeds[-1])
+        out = self.new_export_folder() / f"interpolation-{first}-{last}{'.gif' if fmt == 'GIF' else '.mp4'}"
         progress(0, desc="rendering frames")
         return self.engine(state).export(state, seeds, out, frames_per_segment=frames, space=space, loop=loop,
                                          fps=fps, size=size, progress=lambda f, text: progress(f, desc=text))

@@ -260,7 +260,8 @@ class ExplorerUI(Panels, Files, Callbacks):
         project = [view, state, self.project_upload, self.project_steps, self.project_space, self.dirs_key]
         self.project_upload.upload(bind(self.check_project), project, None, **quick) \
             .success(bind(self.project), project,
-                     [*out, self.project_before, self.project_after, self.project_note, self.dirs_key],
+                     [*out, self.project_before, self.project_after, self.project_note, self.dirs_key,
+                      self.keyframes, self.space],
                      **{**load, "concurrency_id": "project", "show_progress_on": [self.project_after, self.image]})
         self.session_upload.upload(bind(self.check_session), [self.session_upload, state], None, **quick) \
             .success(bind(self.on_session), [self.session_upload, view, state, self.dirs_key], model_outputs,

@@ -147,7 +147,8 @@ class Panels:
                                     visible=False, elem_id="snapshots", **gallery)
 
     def build_export(self) -> None:
-        self.keyframes = gr.Textbox("0,1,2,3", label="Keyframe seeds", info="e.g. 5,9,12 or 0-3",
+        self.keyframes = gr.Textbox("0,1,2,3", label="Keyframes", info="seeds, and 'this' for the image shown (your projected "
+                                    "image too; projected images need the W path): e.g. this,5,9 or 0-3",
                                     elem_id="export_seeds")
         with gr.Row():
             self.frames = Slider(*FRAMES_RANGE, 12, step=1, label="Frames per seed", elem_id="export_frames")
