@@ -1,13 +1,16 @@
 """Projection and SeFa benchmark on this CPU: how well and how fast images are projected, how fast SeFa is.
 
     python bench/project.py [--model DIR] [--images 20] [--steps 500] [--samples 10000] [--threads 1]
-                            [--parts generated,fashion,sefa]
+                            [--parts generated,fashion,sefa] [--vgg16 FILE]
 
 generated: the model's own images (seeds 700000.., untruncated, noise const), projected in W and W+,
   with and without the model's discriminator features (only when the model folder has D.safetensors:
   shipped models keep G only, so give a training run's final/ folder for those rows). PSNR is of the
   projected image (latent + projected noise maps); "own noise" renders the projected latent with the
   model's own noise maps instead, i.e. how much of the match the latent alone carries.
+  --vgg16 FILE (VGG16 weights for explorer.lpips, e.g. from explorer.lpips.convert_weights) adds a "W+ with
+  LPIPS" row to both image sections (lpips_weight 1, the default); none is measured here: no real VGG16
+  weights can be downloaded, so CI never runs it (here it ran only with random weights, as a smoke test).
 fashion: Fashion-MNIST test-split images (the first --images of t10k, padded 28 -> 32 as the built-in
   loader does), W+ projection against the best of --samples random samples (z ~ N(0, I) from a seeded
   torch generator, noise const) by L2. The shipped fashion models were trained on all 70k images,
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from explorer.lpips import load_lpips  # noqa: E402
 from explorer.project import load_discriminator, project, psnr, synthesize  # noqa: E402
 from explorer.sefa import compute_sefa  # noqa: E402
 from gan.io.checkpoint import CONFIG_NAME, load_model  # noqa: E402
@@ -72,7 +76,8 @@ def run_projections(G, targets, steps: int, **kwargs) -> dict:
         ps.append(r.psnr)
         own.append(psnr(synthesize(G, r.ws), target))
         secs.append(r.seconds)
-        print(f"  {kwargs.get('space')}{' +D' if kwargs.get('D') is not None else ''} image {i + 1}/{len(targets)}: "
+        extra = (' +D' if kwargs.get('D') is not None else '') + (' +LPIPS' if kwargs.get('vgg16') is not None else '')
+        print(f"  {kwargs.get('space')}{extra} image {i + 1}/{len(targets)}: "
               f"{r.psnr:.2f} dB, {r.seconds:.1f} s", file=sys.stderr, flush=True)
     return {"psnr": mean(ps), "min": min(ps), "own": mean(own), "s": mean(secs)}
 
@@ -81,7 +86,7 @@ def row(what: str, r: dict) -> str:
     return f"{what:<34} {r['psnr']:>8.2f} {r['min']:>8.2f} {r['own']:>10.2f} {r['s']:>8.1f}"
 
 
-def bench_generated(G, D, n: int, steps: int) -> list[str]:
+def bench_generated(G, D, n: int, steps: int, lpips=None) -> list[str]:
     with torch.no_grad():
         targets = list(G(z_from_seeds(range(FIRST_SEED, FIRST_SEED + n), G.z_dim), noise_mode="const"))
     lines = [f"own images: seeds {FIRST_SEED}-{FIRST_SEED + n - 1}, {steps} steps",
@@ -92,6 +97,9 @@ def bench_generated(G, D, n: int, steps: int) -> list[str]:
             key = f"{space.upper()}{' + D features' if d is not None else ''}"
             results[key] = run_projections(G, targets, steps, space=space, D=d)
             lines.append(row(key, results[key]))
+    if lpips is not None:
+        space = "w+" if G.num_ws > 1 else "w"
+        lines.append(row(f"{space.upper()} with LPIPS", run_projections(G, targets, steps, space=space, vgg16=lpips)))
     if D is None:
         lines.append("(D features: n/a, the model folder has no D.safetensors)")
     best = results.get("W+", results["W"])
@@ -113,7 +121,7 @@ def best_of_random(G, targets: torch.Tensor, samples: int, batch: int = 500) -> 
     return (10 * torch.log10(4.0 / best)).numpy()
 
 
-def bench_fashion(G, D, n: int, steps: int, samples: int) -> list[str]:
+def bench_fashion(G, D, n: int, steps: int, samples: int, lpips=None) -> list[str]:
     from gan.data.builtin import FASHION_MNIST_DIR, _read_idx_images
     from gan.data.sources import _resize_array
     test = _read_idx_images(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz", n)[:, None]
@@ -127,6 +135,9 @@ def bench_fashion(G, D, n: int, steps: int, samples: int) -> list[str]:
     gain = proj["psnr"] - mean(random_psnr)
     with_d = [row(f"{space.upper()} projection + D features", run_projections(G, list(targets), steps, space=space,
                                                                              D=D))] if D is not None else []
+    if lpips is not None:
+        with_d.append(row(f"{space.upper()} with LPIPS", run_projections(G, list(targets), steps, space=space,
+                                                                         vgg16=lpips)))
     return [f"Fashion-MNIST t10k images 0-{n - 1} (in the shipped models' training data), {steps} steps",
             f"{'method':<34} {'PSNR dB':>8} {'min':>8} {'own noise':>10} {'s/image':>8}",
             row(f"{space.upper()} projection", proj), *with_d,
@@ -161,20 +172,25 @@ def main(argv=None) -> None:
     p.add_argument("--samples", type=int, default=10_000, help="random samples for the best-of baseline")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--parts", default="generated,fashion,sefa")
+    p.add_argument("--vgg16", default=None, metavar="FILE",
+                   help="VGG16 weights (safetensors, explorer.lpips): adds a 'W+ with LPIPS' row")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
     folder = Path(args.model) if args.model else default_model()
     G, _ = load_model(folder)
     D = load_discriminator(folder)
+    lpips = load_lpips(args.vgg16) if args.vgg16 else None
+    if lpips is not None:
+        print(f"LPIPS: {lpips.description}")
     print(f"model {folder} ({G.arch}, {G.img_channels}x{G.img_resolution}px, num_ws {G.num_ws}); torch threads "
           f"{torch.get_num_threads()}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     t0 = time.perf_counter()
     sections = []
     if "generated" in parts:
-        sections.append(bench_generated(G, D, args.images, args.steps))
+        sections.append(bench_generated(G, D, args.images, args.steps, lpips))
     if "fashion" in parts:
-        sections.append(bench_fashion(G, D, args.images, args.steps, args.samples))
+        sections.append(bench_fashion(G, D, args.images, args.steps, args.samples, lpips))
     if "sefa" in parts:
         sections.append(bench_sefa())
     for lines in sections:

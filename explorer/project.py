@@ -15,16 +15,25 @@ spatially uncorrelated values by the multi-scale autocorrelation regulariser (we
 re-normalised to zero mean and unit variance after each step. Random draws (initial noise maps, the
 w noise) come from a torch generator seeded with `seed`, so a fixed seed gives the same result.
 
-What differs. (1) Nothing may be downloaded, so the official LPIPS distance on VGG16 features is
+What differs. (1) Nothing may be downloaded, so the official loss, LPIPS on VGG16 features alone, is
 replaced by the mean squared pixel error at several scales (full size, 1/2 and 1/4 by average pooling,
 summed) plus, when a discriminator is given, the squared difference of its block activations, each
-normalised by the target's mean square (the model's own features). LPIPS is not implemented: `vgg16=`
-is refused. `pixel_weight` 1 keeps the noise maps noise: at 1000 or 10000 the PSNR rises (34.7, 43.3
-dB against 32.8, shipped fashion model, 4 seeds, 500 steps) only because the noise maps take over the
-image (its latent rendered with the model's own noise: 31.5, 24.4 dB against 33.1). (2) Space "w+"
-optimises one w for all layers for the first quarter of the steps (`w_plus_after`), then one w per
-layer: per layer from the start often stalled on targets far from the mean image (28.2 dB against
-32.8 in the same measurement). (3) PGGAN gets no w noise (28.6 against 24.6 dB with it, 3 seeds, 300 steps).
+normalised by the target's mean square (the model's own features), plus, only when the user supplies
+VGG16 weights as a file (`vgg16=`: a path or an explorer.lpips.LPIPS; never fetched), `lpips_weight` x
+LPIPS(image, target), the target's features computed once (explorer.lpips: with LPIPS' learned lin
+weights in the file, the real LPIPS; without, every channel weighing 1). `lpips_weight` 1 is
+projector.py's own weight for LPIPS, its only image term, against the same noise regulariser (1e5); it
+is not tuned on real VGG16 weights: none are at hand here, only random ones (as in the tests). With
+random weights (the unlearned baseline, He-scaled, seed 0), 4 seeds of the shipped fashion model, 150
+steps, W+: 29.1 dB without LPIPS, 30.7 with lpips_weight 1, 31.8 with 10, so the term works with the
+pixel loss rather than against it; what trained weights do, and the scale of the learned LPIPS against
+the baseline's, is not measured. `pixel_weight` 1 keeps the noise maps noise: at 1000 or 10000 the PSNR
+rises (34.7, 43.3 dB against 32.8, shipped fashion model, 4 seeds, 500 steps) only because the noise
+maps take over the image (its latent rendered with the model's own noise: 31.5, 24.4 dB against 33.1).
+(2) Space "w+" optimises one w for all layers for the first quarter of the steps (`w_plus_after`), then
+one w per layer: per layer from the start often stalled on targets far from the mean image (28.2 dB
+against 32.8 in the same measurement). (3) PGGAN gets no w noise (28.6 against 24.6 dB with it, 3
+seeds, 300 steps).
 
 The model is never modified: the noise maps live in a copy of the synthesis network that shares
 every parameter and other buffer with G (see `synthesis_with_noise`), so renders by other threads are
@@ -54,6 +63,7 @@ from gan.io.checkpoint import (D_NAME, CheckpointError, atomic_save_tensors, loa
 from gan.models.layers import normalize_2nd_moment
 
 from .directions import ProgressCallback
+from .lpips import LPIPS, MIN_SIZE as LPIPS_MIN_SIZE, load_lpips
 from .session import ExplorerError
 
 SPACES = ("w", "w+")
@@ -78,6 +88,7 @@ class ProjectionResult:
     seed: int
     seconds: float = 0.0
     pixel_losses: list[float] = field(default_factory=list)   # the multi-scale pixel term of each step
+    lpips_losses: list[float] = field(default_factory=list)   # the LPIPS term of each step (with vgg16 only)
 
 
 # ---- small pure functions ------------------------------------------------------------------
@@ -255,10 +266,7 @@ def _check_target(G, target) -> torch.Tensor:
     return target.detach().clone().float()[None].clamp(-1, 1)
 
 
-def _check_args(G, space, steps, seed, vgg16, w_plus_after):
-    if vgg16 is not None:
-        raise ExplorerError("LPIPS (VGG16) is not implemented in this project: project with the pixel loss "
-                            "and, when the model folder has D.safetensors, its discriminator features")
+def _check_args(G, space, steps, seed, w_plus_after):
     if space not in SPACES:
         raise ExplorerError(f"unknown projection space {space!r}: use 'w' (one w for all layers) or 'w+' "
                             "(one per layer)")
@@ -270,6 +278,22 @@ def _check_args(G, space, steps, seed, vgg16, w_plus_after):
         raise ExplorerError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(w_plus_after, bool) or not isinstance(w_plus_after, (int, float)) or not 0 <= w_plus_after < 1:
         raise ExplorerError(f"w_plus_after must be a fraction of the steps in [0, 1), got {w_plus_after!r}")
+
+
+def _lpips_for(G, vgg16, lpips_weight, device) -> LPIPS:
+    """vgg16 (a path or an LPIPS module) as an LPIPS module on `device`: the caller's module is never moved."""
+    if isinstance(lpips_weight, bool) or not isinstance(lpips_weight, (int, float)) \
+            or not math.isfinite(lpips_weight) or lpips_weight < 0:
+        raise ExplorerError(f"lpips_weight must be a non-negative number, got {lpips_weight!r}")
+    if isinstance(vgg16, (str, Path)):
+        vgg16 = load_lpips(vgg16)
+    if not isinstance(vgg16, LPIPS):
+        raise ExplorerError(f"vgg16 must be the path of a VGG16 weights file or an explorer.lpips.LPIPS, "
+                            f"got {type(vgg16).__name__}")
+    if G.img_resolution < LPIPS_MIN_SIZE:
+        raise ExplorerError(f"LPIPS needs images of at least {LPIPS_MIN_SIZE} px, this model makes "
+                            f"{G.img_resolution} px: project without vgg16")
+    return vgg16 if vgg16.shift.device == torch.device(device) else copy.deepcopy(vgg16).to(device)
 
 
 @torch.no_grad()
@@ -289,7 +313,7 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
             initial_learning_rate: float = 0.1, initial_noise_factor: float | None = None,
             lr_rampdown_length: float = 0.25, lr_rampup_length: float = 0.05, noise_ramp_length: float = 0.75,
             regularize_noise_weight: float = 1e5, w_avg_samples: int = 10_000, pggan_init_samples: int = 256,
-            vgg16=None) -> ProjectionResult:
+            vgg16=None, lpips_weight: float = 1.0) -> ProjectionResult:
     """Project `target` [C, H, W] in [-1, 1] into G's latent space (see the module docstring).
 
     D: the model's discriminator (load_discriminator), whose features join the loss with `d_weight`.
@@ -297,13 +321,17 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
     StyleGAN2, 0 for PGGAN, where any such noise costs about 4 dB). optimize_noise False keeps the model's
     own noise maps. w_plus_after: space "w+" optimises one w for
     all layers for this fraction of the steps, then one per layer (0: per layer from the start, as the
-    usual W+ projectors). progress(fraction, text) is called about 100 times. vgg16: refused (no LPIPS).
-    Deterministic for a fixed seed on a given machine and thread count."""
-    _check_args(G, space, steps, seed, vgg16, w_plus_after)
+    usual W+ projectors). progress(fraction, text) is called about 100 times. vgg16: a VGG16 weights file
+    (explorer.lpips.load_lpips) or an LPIPS module; LPIPS then joins the loss with `lpips_weight`, and
+    each step's LPIPS is in the result's lpips_losses. Deterministic for a fixed seed on a given machine
+    and thread count."""
+    _check_args(G, space, steps, seed, w_plus_after)
     t0 = time.perf_counter()
     device = next(G.parameters()).device
+    lpips = _lpips_for(G, vgg16, lpips_weight, device) if vgg16 is not None else None
     with torch.inference_mode(False), torch.enable_grad():
         target = _check_target(G, target).to(device)
+        target_taps = [f.detach() for f in lpips.taps(target)] if lpips is not None else []
         gen = torch.Generator().manual_seed(int(seed))
         features = _DFeatures(D, G) if D is not None else None
         target_feats = [f.detach() for f in features(target)] if features is not None else []
@@ -322,7 +350,7 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
         trained_noise = [n.requires_grad_(True) for n in noise.values()] if optimize_noise else []
         noise_adam = torch.optim.Adam(trained_noise, betas=(0.9, 0.999)) if trained_noise else None
         synthesis = synthesis_with_noise(G, noise) if noise else G.synthesis
-        losses, pixel_losses = [], []
+        losses, pixel_losses, lpips_losses = [], [], []
         for step in range(steps):
             t = step / steps
             if 0 < step == per_layer_from:    # w+ from here on: one w per layer, with a fresh Adam state
@@ -340,6 +368,10 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
             loss = pixel_weight * pix
             if features is not None:
                 loss = loss + d_weight * d_feature_loss(features(img), target_feats)
+            if lpips is not None:
+                perceptual = lpips.distance(lpips.taps(img), target_taps).sum()
+                loss = loss + lpips_weight * perceptual
+                lpips_losses.append(float(perceptual.detach()))
             if trained_noise:
                 loss = loss + regularize_noise_weight * noise_regularizer(trained_noise)
 
@@ -362,7 +394,7 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
         image = synthesize(G, ws, noise).cpu()
     return ProjectionResult(ws=ws.cpu(), noise=noise, losses=losses, psnr=psnr(image, target.cpu()), image=image,
                             space=space, steps=steps, seed=int(seed), seconds=time.perf_counter() - t0,
-                            pixel_losses=pixel_losses)
+                            pixel_losses=pixel_losses, lpips_losses=lpips_losses)
 
 
 # ---- files ---------------------------------------------------------------------------------
