@@ -14,8 +14,9 @@ the header (its warning between 89 and 179 MP is replaced by our check); a JPEG 
 size by its DCT (`draft`, 1/2 to 1/8), so only what is decoded counts: at most MAX_DECODED_PIXELS
 (40 MP) after that reduction. A 100 MP JPEG is therefore loaded (decoded at 1250x1250 for a small
 model), a 100 MP PNG refused before any pixel is decoded. Animated images use their first frame;
-CMYK is converted to RGB; 16-bit greyscale (PNG mode I;16) is scaled by 255 / 65535, whatever its
-values (a dark 16-bit image stays dark); EXIF orientation is applied.
+CMYK is converted to RGB, 16-bit greyscale (PNG mode I;16) is scaled by 255 / 65535 whatever its
+values (a dark 16-bit image stays dark), EXIF orientation is applied: gan.data.sources.prepare_image,
+the one preparation of every image this project reads, does all of that and the crop and resize.
 """
 from __future__ import annotations
 
@@ -28,14 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+from gan.data.sources import UnsupportedModeError, prepare_image
 
 from .session import ExplorerError
 
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
 MAX_FILE_BYTES = 128 * 1024 ** 2
 MAX_DECODED_PIXELS = 40_000_000
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 # What a broken file can raise while PIL reads and decodes it.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, IndexError,
                   Image.DecompressionBombError)
@@ -71,28 +73,6 @@ def _read(source, name: str) -> bytes:
     return data
 
 
-def _to_8bit(im: Image.Image, name: str) -> Image.Image:
-    """Any PIL mode -> 'L', 'RGB' or 'RGBA' with 8 bits per channel."""
-    if im.mode in _SIXTEEN_BIT:
-        arr = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
-        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    if im.mode in ("I", "F"):   # 32-bit integer / float greyscale (TIFF): its own range decides
-        arr = np.asarray(im, dtype=np.float64)
-        top = float(np.nanmax(arr)) if arr.size else 0.0
-        scale = 255.0 if im.mode == "F" and top <= 1.0 else 255.0 / 65535.0 if 255 < top <= 65535 else \
-            255.0 / top if top > 65535 else 1.0
-        return Image.fromarray(np.clip(np.rint(np.nan_to_num(arr) * scale), 0, 255).astype(np.uint8), "L")
-    if im.has_transparency_data:
-        return im.convert("RGBA")
-    if im.mode in ("L", "RGB"):
-        return im
-    try:
-        return im.convert("L" if im.mode == "1" else "RGB")
-    except ValueError:
-        raise ExplorerError(f"target {name} has colour mode {im.mode}, which cannot be converted: save it "
-                            "as RGB or greyscale") from None
-
-
 def load_target(source, resolution: int, channels: int, name: str | None = None) -> Target:
     """A file path or encoded bytes -> Target (see the module docstring). name: how messages call it
     (default: the path's file name, or 'image' for bytes); never a server path unless given."""
@@ -120,9 +100,9 @@ def load_target(source, resolution: int, channels: int, name: str | None = None)
             notes.append(f"used the first of {frames} frames")
         if im.size != size:
             notes.append(f"decoded at {im.size[0]}x{im.size[1]} (JPEG reduction) from {size[0]}x{size[1]}")
-        if im.getexif().get(0x0112, 1) != 1:                 # EXIF orientation: photos taken sideways
-            im = ImageOps.exif_transpose(im)
-        im = _to_8bit(im, name)
+        arr = prepare_image(im, resolution, channels)       # uint8 [C, R, R], as training images
+    except UnsupportedModeError as e:
+        raise ExplorerError(f"target {name}: {e}") from None
     except UnidentifiedImageError:
         raise ExplorerError(f"target {name} is not an image this tool reads ({', '.join(FORMATS[:-1])} "
                             f"or {FORMATS[-1]})") from None
@@ -134,15 +114,7 @@ def load_target(source, resolution: int, channels: int, name: str | None = None)
     except _DECODE_ERRORS as e:
         raise ExplorerError(f"target {name} is corrupt or truncated ({type(e).__name__}: "
                             f"{' '.join(str(e).split())[:120]}): re-save or re-download it") from None
-    if im.mode == "RGBA":   # alpha over white, as training images
-        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
-    im = im.convert("RGB" if channels == 3 else "L")
-    w, h = im.size
-    side = min(w, h)
-    box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-    im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
-    arr = np.asarray(im, dtype=np.float32).reshape(resolution, resolution, channels)
-    image = torch.from_numpy(arr.transpose(2, 0, 1).copy()) / 127.5 - 1.0
+    image = torch.from_numpy(arr.astype(np.float32)) / 127.5 - 1.0
     return Target(image=image, source_size=size, notes=tuple(notes))
 
 

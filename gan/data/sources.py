@@ -53,40 +53,71 @@ def _reason(err: BaseException) -> str:
 # Decoding one image
 
 
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+class UnsupportedModeError(ValueError):
+    """An image whose colour mode cannot be converted to 8-bit RGB or greyscale."""
+
+
+def to_8bit(im: Image.Image) -> Image.Image:
+    """Any PIL mode -> 'L', 'RGB' or 'RGBA' with 8 bits per channel (UnsupportedModeError for a mode PIL
+    cannot convert). 16-bit greyscale is always scaled by 255 / 65535, so a dark 16-bit image stays dark; 32-bit
+    integer or float greyscale (TIFF) carries no range, so its values decide: float at most 1 is taken as
+    [0, 1], at most 255 as 8-bit, at most 65535 as 16-bit, anything larger is scaled by its maximum."""
+    if im.mode in _SIXTEEN_BIT:
+        arr = np.asarray(im, dtype=np.float64) * (255.0 / 65535.0)
+        return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("I", "F"):
+        arr = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        top = float(arr.max()) if arr.size else 0.0
+        scale = 255.0 if im.mode == "F" and top <= 1.0 else 255.0 / 65535.0 if 255 < top <= 65535 else \
+            255.0 / top if top > 65535 else 1.0
+        return Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L")
+    if im.has_transparency_data:
+        return im.convert("RGBA")
+    if im.mode in ("L", "RGB"):
+        return im
+    try:
+        return im.convert("L" if im.mode == "1" else "RGB")
+    except ValueError:
+        raise UnsupportedModeError(f"colour mode {im.mode} cannot be converted: save it as RGB or greyscale") from None
+
+
+def prepare_image(im: Image.Image, resolution: int, channels: int, fit: str = "crop") -> np.ndarray:
+    """A loaded PIL image -> uint8 [C, R, R], the one way every image this project reads is prepared
+    (training images here, projection targets in explorer/targets.py): EXIF orientation applied, 8 bits
+    (to_8bit), alpha composited over white, RGB or greyscale to match `channels`; fit="crop" keeps the
+    centre square, "pad" centres the whole image on a white square; Lanczos resize."""
+    if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: photos taken sideways
+        im = ImageOps.exif_transpose(im)
+    im = to_8bit(im)
+    if im.mode == "RGBA":
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
+    im = im.convert("RGB" if channels == 3 else "L")
+    w, h = im.size
+    box = None
+    if fit == "pad" and w != h:
+        side = max(w, h)
+        canvas = Image.new(im.mode, (side, side), "white")
+        canvas.paste(im, ((side - w) // 2, (side - h) // 2))
+        im = canvas
+    elif fit == "crop" and w != h:
+        side = min(w, h)
+        box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+    if im.size != (resolution, resolution) or box is not None:
+        im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+    arr = np.asarray(im)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
 def _decode_image(data: bytes, resolution: int, channels: int, fit: str = "crop") -> np.ndarray:
-    """Encoded image bytes -> uint8 [C, R, R]. fit="crop" keeps the centre square, "pad" centres
-    the whole image on a white square."""
+    """Encoded image bytes -> uint8 [C, R, R] (prepare_image)."""
     with Image.open(io.BytesIO(data)) as im:
         if im.format == "JPEG":
-            im.draft(None, (resolution, resolution))  # cheap DCT downscale, shorter side stays >= R
+            im.draft(im.mode if im.mode in ("L", "RGB") else None, (resolution, resolution))  # cheap DCT downscale
         im.load()
-        if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation: photos taken sideways
-            im = ImageOps.exif_transpose(im)
-        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16/32-bit greyscale: scale to 8 bits
-            arr = np.asarray(im, dtype=np.float32)
-            # 16-bit: always 65535 -> 255 (a dark 16-bit image stays dark, as explorer/targets.py reads it);
-            # 32-bit 'I'/'F' carry no range: values above 255 are taken as 16-bit
-            arr = arr / 257.0 if im.mode.startswith("I;16") or arr.max() > 255 else arr
-            im = Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L")
-        if im.has_transparency_data:
-            im = im.convert("RGBA")
-            im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
-        im = im.convert("RGB" if channels == 3 else "L")
-        w, h = im.size
-        box = None
-        if fit == "pad" and w != h:
-            side = max(w, h)
-            canvas = Image.new(im.mode, (side, side), "white")
-            canvas.paste(im, ((side - w) // 2, (side - h) // 2))
-            im = canvas
-        elif fit == "crop" and w != h:
-            side = min(w, h)
-            box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
-        if im.size != (resolution, resolution) or box is not None:
-            im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, box=box,
-                           reducing_gap=3.0)
-        arr = np.asarray(im)
-    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+        return prepare_image(im, resolution, channels, fit)
 
 
 def _resize_array(images: np.ndarray, resolution: int) -> np.ndarray:
