@@ -8,6 +8,7 @@ GRADIO_SERVER_PORT, else 127.0.0.1:7860 (0.0.0.0 on Hugging Face Spaces, where S
 --public (automatic where SPACE_ID is set; --local turns it off): models only from the models
 folder or uploaded, no path box, no server path in any answer (see explorer/ui/models.py).
 --max-upload-mb: the largest model a visitor may upload (default 1024; stated beside the control).
+--vgg16 FILE: VGG16 (+ LPIPS) weights for projections' loss (python -m explorer lpips-weights makes the file).
 Also: $GLE_MODELS_DIR (instead of assets/models), $GLE_THREADS (torch threads), $GLE_DEBUG=1
 (log each callback's time). Analytics are off.
 """
@@ -41,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "divided by --threads)")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest model file a user may upload, in MB "
                    "(default 1024)")
+    p.add_argument("--vgg16", metavar="FILE", default=None, help="VGG16 (+ LPIPS) weights, a safetensors file made "
+                   "by `python -m explorer lpips-weights`: projections add LPIPS to their loss")
     return p.parse_args(argv)
 
 
@@ -82,6 +85,15 @@ def main(argv=None) -> int:
     host, port = server_address(args)
     public = public_mode(args)
     roots = ui.ModelRoots(models_dir, public=public)
+    lpips = None
+    if args.vgg16:
+        from explorer.lpips import load_lpips
+        from explorer.session import ExplorerError
+        try:
+            lpips = load_lpips(args.vgg16)     # once: every projection shares it
+        except ExplorerError as e:
+            print(f"error: --vgg16: {e}", file=sys.stderr)
+            return 2
     asked = args.model or os.environ.get("GLE_MODEL")
     model = None
     try:
@@ -100,7 +112,7 @@ def main(argv=None) -> int:
     if model is None:
         print(f"no model in {models_dir}: the page will ask for a model folder", file=sys.stderr)
     ui.ExplorerUI(model, models_dir, public=public, render_workers=render_workers(args, threads),
-                  max_upload_mb=args.max_upload_mb or ui.MAX_UPLOAD_MB).launch(host=host, port=port)
+                  max_upload_mb=args.max_upload_mb or ui.MAX_UPLOAD_MB, lpips=lpips).launch(host=host, port=port)
     return 0
 
 

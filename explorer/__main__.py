@@ -1,4 +1,4 @@
-"""python -m explorer directions|label|project|render|mix|stages|export|card  (each has --help).
+"""python -m explorer directions|label|project|lpips-weights|render|mix|stages|export|card  (each has --help).
 
 Every command validates its input (output folder, seeds, edits, layer ranges, frame counts)
 before any heavy work, and reports a user error as one line `error: ...` with exit status 2.
@@ -177,15 +177,28 @@ def cmd_project(args) -> int:
     state = state_from_args(args, need_seed=False)
     engine = open_engine(state.model)
     state = engine.check_state(state)
+    lpips = None
+    if args.vgg16:
+        from .lpips import load_lpips
+        lpips = load_lpips(args.vgg16)
     with progress_bar(args.steps, "projection", "step") as progress:
         state, result, target = engine.project(args.target, weights, state, space=args.space, steps=args.steps,
                                                seed=args.seed, use_discriminator=not args.no_discriminator,
-                                               progress=progress)
+                                               progress=progress, lpips=lpips)
     state.save(session)
     save_png(engine.render(state), session.with_suffix(".png"))
     notes = "".join(f"; {n}" for n in target.notes)
     print(f"wrote {session}, {weights.name} and {session.with_suffix('.png').name}: PSNR {result.psnr:.2f} dB "
-          f"after {result.steps} steps in {result.seconds:.1f} s ({result.space}){notes}", file=sys.stderr)
+          f"after {result.steps} steps in {result.seconds:.1f} s ({result.space}; loss: {result.loss_words}){notes}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_lpips_weights(args) -> int:
+    from .engine import check_out_path
+    from .lpips import convert_weights, load_lpips
+    out = convert_weights(args.vgg, args.lin, check_out_path(args.out, (".safetensors",)))
+    print(f"wrote {out}: {load_lpips(out).description}", file=sys.stderr)
     return 0
 
 
@@ -354,8 +367,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=500, help="optimisation steps (default %(default)s)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the projection's random draws (default 0)")
     p.add_argument("--no-discriminator", action="store_true", help="pixel loss only, even when the model has a D")
+    p.add_argument("--vgg16", metavar="FILE", default=None, help="add LPIPS to the loss, with VGG16 weights from "
+                   "this safetensors file (make one with `lpips-weights`; nothing is downloaded)")
     p.add_argument("--out", required=True, help="output session .json (the .safetensors and .png go beside it)")
     p.set_defaults(func=cmd_project)
+
+    p = sub.add_parser("lpips-weights", help="make the VGG16 (+ LPIPS) safetensors file that project --vgg16 reads",
+                       description="Convert torchvision's vgg16-397923af.pth and, optionally, the lpips package's "
+                                   "weights/v0.1/vgg.pth (both torch.save pickles, read as data by the restricted "
+                                   "unpickler: no code from them runs) into one safetensors file. Without --lin the "
+                                   "distance weighs every channel 1 (the LPIPS paper's unlearned baseline).")
+    p.add_argument("--vgg", required=True, help="torchvision's VGG16 weights (vgg16-397923af.pth)")
+    p.add_argument("--lin", default=None, help="lpips' learned linear weights (weights/v0.1/vgg.pth)")
+    p.add_argument("--out", required=True, help="output .safetensors")
+    p.set_defaults(func=cmd_lpips_weights)
 
     p = sub.add_parser("render", help="render one image with edits and style mixing",
                        description="Render one seed with truncation, PCA edits and style mixing to a PNG; "

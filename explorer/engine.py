@@ -276,18 +276,20 @@ class Engine:
 
     def project(self, target, out: str | Path, state: ExplorerState | None = None, space: str = "w+",
                 steps: int = 500, seed: int = 0, use_discriminator: bool = True,
-                progress: ProgressCallback | None = None, name: str | None = None):
+                progress: ProgressCallback | None = None, name: str | None = None, lpips=None):
         """Project an image (a path or encoded bytes; loaded as training images are: centre crop, resize,
         channels) into this model: the projection file is written to `out` (.safetensors) and the state
         returned shows it (`state`'s settings kept; seed, blend and edits no longer shape the image).
-        Uses the model's discriminator features when the folder has a D. Returns (state, ProjectionResult,
+        Uses the model's discriminator features when the folder has a D, and LPIPS when `lpips` is given
+        (an explorer.lpips.LPIPS, or the path of its VGG16 weights file). Returns (state, ProjectionResult,
         the loaded Target)."""
         from .project import load_discriminator, project, save_projection
         from .targets import target_for
         out = check_out_path(out, (".safetensors",))
         target = target_for(self.G, target, name)
         D = load_discriminator(self.model_path) if use_discriminator else None
-        result = project(self.G, target.image, space=space, steps=steps, seed=seed, D=D, progress=progress)
+        result = project(self.G, target.image, space=space, steps=steps, seed=seed, D=D, progress=progress,
+                         vgg16=lpips)
         save_projection(result, out)
         state = (state or self.default_state()).replace(projection=str(out), edits=(), blend=0.0)
         return self.check_state(state), result, target

@@ -228,7 +228,7 @@ def load_lpips(path) -> LPIPS:
     path = Path(path)
     if not path.is_file():
         raise ExplorerError(f"{path}: no such file (LPIPS needs VGG16 weights as a safetensors file; "
-                            "convert torchvision's vgg16-397923af.pth with explorer.lpips.convert_weights)")
+                            "make one from torchvision's vgg16-397923af.pth with python -m explorer lpips-weights)")
     _check_header(path)
     try:
         with safe_open(str(path), framework="pt") as fh:

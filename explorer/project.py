@@ -89,6 +89,12 @@ class ProjectionResult:
     seconds: float = 0.0
     pixel_losses: list[float] = field(default_factory=list)   # the multi-scale pixel term of each step
     lpips_losses: list[float] = field(default_factory=list)   # the LPIPS term of each step (with vgg16 only)
+    terms: tuple[str, ...] = ("pixels",)                       # the loss's image terms, in words
+
+    @property
+    def loss_words(self) -> str:
+        """'pixels + D features + LPIPS': what the projection matched, for the note a user reads."""
+        return " + ".join(self.terms)
 
 
 # ---- small pure functions ------------------------------------------------------------------
@@ -394,7 +400,9 @@ def project(G, target: torch.Tensor, space: str = "w+", steps: int = 500, seed: 
         image = synthesize(G, ws, noise).cpu()
     return ProjectionResult(ws=ws.cpu(), noise=noise, losses=losses, psnr=psnr(image, target.cpu()), image=image,
                             space=space, steps=steps, seed=int(seed), seconds=time.perf_counter() - t0,
-                            pixel_losses=pixel_losses, lpips_losses=lpips_losses)
+                            pixel_losses=pixel_losses, lpips_losses=lpips_losses,
+                            terms=("pixels", *(["D features"] if features is not None else []),
+                                   *(["LPIPS"] if lpips_losses else [])))
 
 
 # ---- files ---------------------------------------------------------------------------------

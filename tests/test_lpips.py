@@ -390,3 +390,27 @@ def test_projection_takes_the_weights_file_path_and_weighs_the_term(fashion, fil
         project(fashion, target, steps=2, vgg16=files["learned"], lpips_weight=-1.0)
     with pytest.raises(ExplorerError, match="vgg16 must be the path of a VGG16 weights file"):
         project(fashion, target, steps=2, vgg16=42)
+
+
+def test_the_cli_converts_the_pickles_and_projects_with_lpips(vgg, learned, tmp_path, capsys):
+    """python -m explorer lpips-weights, then project --vgg16: the session's projection used LPIPS."""
+    from explorer.__main__ import main
+    torch.save(vgg, tmp_path / "vgg16-397923af.pth")
+    torch.save(random_lin(), tmp_path / "vgg.pth")
+    weights = tmp_path / "vgg16-lpips.safetensors"
+    assert main(["lpips-weights", "--vgg", str(tmp_path / "vgg16-397923af.pth"), "--lin", str(tmp_path / "vgg.pth"),
+                 "--out", str(weights)]) == 0
+    assert "learned lin weights" in capsys.readouterr().err
+    a, b = images(2, seed=17), images(2, seed=18)
+    assert torch.equal(load_lpips(weights)(a, b), learned(a, b))
+    from PIL import Image
+    target = tmp_path / "me.png"
+    Image.fromarray(((generated(test_project.load_model(test_project.FASHION)[0], 91012)[0] + 1) * 127.5)
+                    .clamp(0, 255).byte().numpy()).save(target)
+    assert main(["project", "--model", str(test_project.FASHION), "--target", str(target), "--steps", "3",
+                 "--vgg16", str(weights), "--out", str(tmp_path / "me.json")]) == 0
+    assert "loss: pixels + LPIPS" in capsys.readouterr().err
+    assert main(["project", "--model", str(test_project.FASHION), "--target", str(target), "--steps", "3",
+                 "--vgg16", str(tmp_path / "vgg.pth"), "--out", str(tmp_path / "bad.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and not (tmp_path / "bad.json").exists()

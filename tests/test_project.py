@@ -131,7 +131,7 @@ def test_pggan_projects_its_one_latent_and_has_no_w_plus(tiny_pggan):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(vgg16="vgg16.safetensors"), "LPIPS"),
+    (dict(vgg16="missing.safetensors"), "LPIPS needs VGG16 weights"),
     (dict(space="z"), "unknown projection space"),
     (dict(steps=0), "steps"),
     (dict(w_plus_after=1.0), "w_plus_after"),

@@ -213,6 +213,20 @@ def test_public_mode_refuses_a_model_path_at_start_up(tmp_path):
     assert run.stderr.strip() == "error: unknown model: choose one of (none installed)"
 
 
+def test_a_bad_vgg16_file_stops_the_app_at_start_up_in_one_line(tmp_path):
+    """--vgg16 is loaded once, before the page starts: a file that is not VGG16 weights is exit 2, one line."""
+    import subprocess
+    import sys
+    from ui_helpers import ROOT
+    bad = tmp_path / "vgg16.safetensors"
+    bad.write_bytes(b"not safetensors at all")
+    run = subprocess.run([sys.executable, str(ROOT / "app.py"), "--models-dir", str(tmp_path), "--vgg16", str(bad),
+                          "--port", "1"], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert run.stderr.startswith("error: --vgg16: vgg16.safetensors")
+
+
 def test_imported_models_resolve_by_their_ref_but_are_never_listed(tmp_path):
     """An upload (imports/<sha256>) opens for whoever has its ref, in public mode too, but the Model box and
     /models list only the models folder; a ref that is not an importer's folder name resolves nothing."""

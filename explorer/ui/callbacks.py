@@ -208,7 +208,7 @@ class Callbacks:
                 state, result, target = engine.project(path.read_bytes(), folder / "projection.safetensors",
                                                        user.state, space=space or "w+", steps=int(steps),
                                                        progress=lambda f, text: progress(f, desc=text),
-                                                       name=path.name)
+                                                       name=path.name, lpips=self.lpips)
                 user.state = state
                 out = self.panels(engine, state, view)
         finally:
@@ -216,8 +216,9 @@ class Callbacks:
         before = to_pil(target.image[None])[0].resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.NEAREST)
         after = engine.render(state, size=THUMB_SIZE)
         notes = "".join(f"; {n}" for n in target.notes)
-        note = (f"PSNR {result.psnr:.1f} dB after {result.steps} steps ({result.space.upper()}, "
-                f"{result.seconds:.0f} s){notes}. The image is now your projection: try the direction sliders.")
+        note = (f"PSNR {result.psnr:.1f} dB after {result.steps} steps ({result.space.upper()}, loss: "
+                f"{result.loss_words}, {result.seconds:.0f} s){notes}. The image is now your projection: try the "
+                "direction sliders.")
         return {**out, self.project_before: before, self.project_after: after, self.project_note: note,
                 self.keyframes: f"{THIS},{auto_keyframes(state.seed)}", self.space: "w",   # export: from your image
                 **({self.dirs_key: (key[0], key[1], next(self._versions))} if key is not None else {})}

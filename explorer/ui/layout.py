@@ -89,11 +89,13 @@ class ExplorerUI(Panels, Files, Callbacks):
     """The Blocks app. Holds components and configuration only; per-user state is in gr.State.
 
     public: the trust mode (see models.py). render_workers: renders run at once. max_upload_mb: the
-    largest model file a user may upload."""
+    largest model file a user may upload. lpips: an explorer.lpips.LPIPS that projections add to their
+    loss (the operator's weights file, loaded once; None: pixels and D features only)."""
 
     def __init__(self, model: str | Path | None = None, models_dir: str | Path = MODELS_DIR,
-                 public: bool = False, render_workers: int = 1, max_upload_mb: int = MAX_UPLOAD_MB):
+                 public: bool = False, render_workers: int = 1, max_upload_mb: int = MAX_UPLOAD_MB, lpips=None):
         self.roots = ModelRoots(Path(models_dir), public=public)
+        self.lpips = lpips
         self.max_upload_mb = max(1, int(max_upload_mb))
         errors.SCRUB_ROOTS[:] = self.roots.roots
         self.public = public
