@@ -414,7 +414,8 @@ def test_out_of_range_values_are_clamped_and_shown_clamped(page, engine):
     set_number(page, "#psi", 5)
     src = wait_src_change(page, src)
     expect(page.locator("#psi input[type=number]")).to_have_value("1.5")
-    error_toast(page, "truncation ψ 5 is out of range: using 1.5")
+    expect(page.locator("#image_note")).to_have_text("truncation ψ 5 is out of range: using 1.5 "
+                                                     "(truncation ψ goes from 0 to 1.5)")
     np.testing.assert_array_equal(pixels(page), engine_pixels(engine, psi=1.5))
     set_number(page, "#psi", 0.7)
     src = wait_src_change(page, src)
@@ -441,7 +442,7 @@ def test_a_layer_range_with_from_after_to_is_refused_and_reverted(page, engine):
     choose(page, "#dir2_start", "6 · ")
     src = wait_src_change(page, src)                 # 6..7
     choose(page, "#dir2_end", "2 · ")                # 6..2: refused
-    error_toast(page, "direction 2: 'from' layer 6 is after 'to' layer 2; kept 6 to 7")
+    expect(page.locator("#image_note")).to_have_text("direction 2: 'from' layer 6 is after 'to' layer 2; kept 6 to 7")
     expect(page.locator("#dir2_end input")).to_have_value(re.compile(r"^7 · "))
     expect(page.locator("#dir2_start input")).to_have_value(re.compile(r"^6 · "))
     np.testing.assert_array_equal(pixels(page), engine_pixels(engine, edits=[(2, 2.0, 6, engine.num_ws)]))

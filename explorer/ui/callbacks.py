@@ -19,7 +19,7 @@ from ..engine import Engine, open_engine
 from ..keyframes import THIS
 from ..session import MAX_SEED, ExplorerError, ExplorerState
 from .models import ModelRoots
-from .widgets import clamp
+from .widgets import clamp, notify
 
 DISPLAY_SIZE = 512                 # px: the main image (small models are upscaled, nearest)
 THUMB_SIZE = 160                   # px: A / B / mixed thumbnails
@@ -111,12 +111,15 @@ class Callbacks:
         return out
 
     def change(self, user: UserSession | None, view: str, make) -> dict:
-        """make(state, engine) -> the new state, under the user's lock; the images it changes."""
+        """make(state, engine) -> the new state, under the user's lock; the images it changes ({} when
+        the state is the one shown)."""
         if user is None:
             return {}
-        with user.lock:
+        with user.lock, self.render_lane:
             engine = self.engine(user.state)
             new = engine.check_state(make(user.state, engine))
+            if new == user.state:   # e.g. the .change a widget's own correction fires: shown already
+                return {}
             out = self.panels(engine, new, view)
             user.state = new
         return out
@@ -267,7 +270,7 @@ class Callbacks:
         if engine.num_ws > 1 and int(start) > int(end):       # refused: the boxes go back
             old = next((e for e in user.state.edits if e.component == i), None)
             lo, hi = old.layer_range(engine.num_ws) if old else (0, engine.num_ws)
-            gr.Warning(f"direction {i}: 'from' layer {int(start)} is after 'to' layer {int(end)}; kept {lo} to {hi - 1}")
+            notify(f"direction {i}: 'from' layer {int(start)} is after 'to' layer {int(end)}; kept {lo} to {hi - 1}")
             strength, start, end = (old.strength if old else 0.0), lo, hi - 1
 
         def edit(state, engine):
@@ -303,7 +306,11 @@ class Callbacks:
         return {**dict(zip(groups, values)), **self.set_mixing(box, view, user, mix_seed, *values)}
 
     def select_view(self, name, user):
-        return {self.view: name, **self.change(user, name, lambda s, e: s)}
+        """A tab opened: its images, for the state shown."""
+        if user is None:
+            return {self.view: name}
+        with user.lock, self.render_lane:
+            return {self.view: name, **self.panels(self.engine(user.state), user.state, name)}
 
     # ---- models and sessions (the load lane) ---------------------------------------------------
     def on_start(self, view, progress=gr.Progress()):

@@ -7,7 +7,7 @@ import gradio as gr
 from ..session import MAX_LABEL, MAX_SEED
 from .callbacks import DIRECTIONS_STEP, FPS_RANGE, FRAMES_RANGE, MAX_DIRECTIONS, STRENGTH_RANGE
 from .errors import bind
-from .widgets import Number, Slider
+from .widgets import Gallery, Image, Number, Slider
 NO_MIXING = "Style mixing needs a StyleGAN2 model: a PGGAN feeds one latent to every layer."
 
 __all__ = ["Panels", "DIRECTIONS_STEP"]
@@ -67,9 +67,11 @@ class Panels:
             # .change, not .input or .release: it is the one event that a drag (always_last: one
             # render in flight, then the latest value), the keyboard, the number box and the reset
             # icon all fire. Setting the slider to the value already shown fires nothing.
-            self.hot(strength.change, bind(self.set_direction, i, boxes), row, [*boxes, *self.out])
+            # Only the image: these live in the Directions tab, so no other tab's images are showing
+            # (and every output an event leaves alone costs gradio a rebuilt component).
+            self.hot(strength.change, bind(self.set_direction, i, boxes), row, [*boxes, self.image])
             for box in (start, end):
-                self.hot(box.input, bind(self.set_direction, i, boxes), row, [*boxes, *self.out])
+                self.hot(box.input, bind(self.set_direction, i, boxes), row, [*boxes, self.image])
         with gr.Row():
             more = gr.Button(f"More directions ({shown} of {limit} shown)", size="sm", interactive=shown < limit,
                              elem_id="dirs_more")
@@ -83,9 +85,9 @@ class Panels:
                   show_progress="hidden")(self.mixing_controls)
         with gr.Row():
             thumb = dict(type="pil", format="png", interactive=False, buttons=[], min_width=100)
-            self.mix_a = gr.Image(label="A (seed)", elem_id="mix_a", **thumb)
-            self.mix_b = gr.Image(label="B (seed B)", elem_id="mix_b", **thumb)
-            self.mix_out = gr.Image(label="Mixed", elem_id="mix_out", **thumb)
+            self.mix_a = Image(label="A (seed)", elem_id="mix_a", **thumb)
+            self.mix_b = Image(label="B (seed B)", elem_id="mix_b", **thumb)
+            self.mix_out = Image(label="Mixed", elem_id="mix_out", **thumb)
         gr.render(inputs=[self.mix_key, self.state], triggers=[self.mix_key.change],
                   show_progress="hidden")(self.mixing_grid_panel)
 
@@ -142,8 +144,8 @@ class Panels:
                     "RGB output). A PGGAN stops training a stage's RGB output once the next stage has faded "
                     "in, so for a PGGAN run the snapshots below show what each stage really looked like.")
         gallery = dict(columns=5, format="png", allow_preview=False, buttons=[])
-        self.stages = gr.Gallery(show_label=False, elem_id="stages", **gallery)
-        self.snapshots = gr.Gallery(label="The same seed through each stage snapshot that training kept",
+        self.stages = Gallery(show_label=False, elem_id="stages", **gallery)
+        self.snapshots = Gallery(label="The same seed through each stage snapshot that training kept",
                                     visible=False, elem_id="snapshots", **gallery)
 
     def build_export(self) -> None:
