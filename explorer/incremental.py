@@ -8,7 +8,10 @@ outputs of the last block that reads nothing from k on, and runs the blocks afte
 through the very calls of the generator's own inference path (SynthesisNetwork.forward_fast with one
 image: block.forward_fast in order), so the result is bitwise that of a full render.
 
-The cache is bounded in bytes (the tensors kept), least recently used first out; an entry is found
+The last block's output is not kept: no render restarts after it, and at 1024 px it is half of all the
+bytes (140 of 270 MB), which pushed the small early blocks a fine edit needs out of the default budget
+(a fine edit then cost a full render and more). The cache is bounded in bytes (the tensors kept), least
+recently used first out; an entry is found
 only by the exact bytes of its ws prefix, so any earlier change (seed, truncation, an edit on early
 layers) misses and recomputes from the first block that differs. Only single images under the fast
 path are rendered this way (batch 1, CPU, fp32, no autograd; not PGGAN, whose one latent feeds every
@@ -102,5 +105,6 @@ class BlockCache:
             x, img = block.forward_fast(x, img, ws[:, w_idx:w_end], block_noise)
             w_idx += block.num_conv
             self.blocks_run += 1
-            self._put(keys[i], x, img)
+            if i < len(plan) - 1:   # the last block's output is the image: nothing restarts after it
+                self._put(keys[i], x, img)
         return img.contiguous()
