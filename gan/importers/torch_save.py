@@ -35,12 +35,13 @@ from pathlib import Path
 import torch
 
 from .errors import PickleImportError, UnsafePickleError
-from .unpickler import (RestrictedUnpickler, _ordered_dict, _Reader, brief, check_header, one_line)
+from .unpickler import RestrictedUnpickler, _ordered_dict, _Reader, brief, check_header, one_line, run_unpickler
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C     # torch.serialization.MAGIC_NUMBER
 LEGACY_PROTOCOL = 1001                    # torch.serialization.PROTOCOL_VERSION
 MAX_PICKLE_BYTES = 64 << 20               # the zip format's data.pkl (a state dict's is a few kB)
 MAX_TENSORS = 100_000
+TORCH_SAVE = "torch.save file"           # what messages call these files
 _KEY = re.compile(r"[A-Za-z0-9_]{1,64}\Z")   # a storage key: '0' (zip) or a pointer value (legacy)
 
 _STORAGE_DTYPES = {
@@ -139,25 +140,6 @@ def _state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in obj.items()}
 
 
-def _load(unpickler, path: Path, reader_pos, size: int):
-    try:
-        return unpickler.load()
-    except PickleImportError as e:
-        raise type(e)(f"{path}: {e}") from None
-    except RecursionError:
-        raise PickleImportError(f"{path}: corrupt pickle (nested too deeply)") from None
-    except MemoryError:
-        raise PickleImportError(f"{path}: out of memory reading the pickle: corrupt or hostile") from None
-    except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
-        if reader_pos() >= size:
-            raise PickleImportError(f"{path}: truncated torch.save file: it ends ({size} bytes) before the pickle "
-                                    "does (an interrupted download or copy?)") from None
-        raise PickleImportError(f"{path}: corrupt pickle ({type(e).__name__}: {one_line(e)})") from None
-    finally:
-        unpickler.memo.clear()
-
-
 # ---- the zip format ------------------------------------------------------------------------------
 
 def _read_zip(path: Path, size: int) -> dict[str, torch.Tensor]:
@@ -202,7 +184,7 @@ def _read_zip(path: Path, size: int) -> dict[str, torch.Tensor]:
             raise type(e)(f"{path}: {e}") from None
         reader = _Reader(_BytesFile(raw), len(raw), None)
         check_header(path, raw[:64])
-        return _state_dict(_load(TorchSaveUnpickler(reader, storage), path, lambda: reader.pos, len(raw)), path)
+        return _state_dict(run_unpickler(TorchSaveUnpickler(reader, storage), path, lambda: reader.pos, len(raw), TORCH_SAVE), path)
 
 
 class _BytesFile:
@@ -233,7 +215,7 @@ def _read_legacy(path: Path, size: int) -> dict[str, torch.Tensor]:
         reader = _Reader(fh, size, None)
 
         def plain():
-            return _load(RestrictedUnpickler(reader), path, lambda: reader.pos, size)
+            return run_unpickler(RestrictedUnpickler(reader), path, lambda: reader.pos, size, TORCH_SAVE)
 
         if plain() != LEGACY_MAGIC:
             raise PickleImportError(f"{path}: a pickle, but not a torch.save file (no torch magic number)")
@@ -256,7 +238,7 @@ def _read_legacy(path: Path, size: int) -> dict[str, torch.Tensor]:
             pending[key] = data = torch.zeros(numel, dtype=dtype)
             return _typed_storage(data)
 
-        obj = _load(TorchSaveUnpickler(reader, storage), path, lambda: reader.pos, size)
+        obj = run_unpickler(TorchSaveUnpickler(reader, storage), path, lambda: reader.pos, size, TORCH_SAVE)
         keys = plain()
         if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys) and sorted(keys) == sorted(pending)):
             raise PickleImportError(f"{path}: corrupt torch.save file: its storage key list does not match its tensors")

@@ -712,26 +712,33 @@ def load_pickle(path: str | os.PathLike, progress: Callable[[int], None] | None 
         check_header(path, fh.read(64))
         fh.seek(0)
         reader = _Reader(fh, size, progress)
-        unpickler = RestrictedUnpickler(reader)
-        try:
-            return unpickler.load()
-        except PickleImportError as e:
-            raise type(e)(f"{path}: {e}") from None
-        except RecursionError:
-            raise PickleImportError(f"{path}: corrupt pickle (nested too deeply)") from None
-        except MemoryError:
-            raise PickleImportError(f"{path}: out of memory reading the pickle at byte {reader.pos} "
-                                    f"(a {size}-byte file): corrupt or hostile") from None
-        except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError, KeyError, IndexError,
-                AttributeError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
-            if reader.pos >= size:
-                raise PickleImportError(f"{path}: truncated pickle: the file ends ({size} bytes) before the pickle "
-                                        "does (an interrupted download or copy?)") from None
-            raise PickleImportError(f"{path}: corrupt pickle at byte {reader.pos} ({type(e).__name__}: "
-                                    f"{one_line(e)})") from None
-        finally:
-            unpickler.memo.clear()  # the file's objects are referenced from the result only
-            unpickler._nesting.clear()
+        return run_unpickler(RestrictedUnpickler(reader), path, lambda: reader.pos, size)
+
+
+def run_unpickler(unpickler: RestrictedUnpickler, path: Path, position: Callable[[], int], size: int,
+                  what: str = "pickle"):
+    """unpickler.load(), every failure a one-line PickleImportError naming `path` (UnsafePickleError for
+    refused content): truncated when the reader got to the end (position() >= size bytes), else corrupt
+    at the byte it had reached. `what` names the file kind in messages ("pickle", "torch.save file")."""
+    try:
+        return unpickler.load()
+    except PickleImportError as e:
+        raise type(e)(f"{path}: {e}") from None
+    except RecursionError:
+        raise PickleImportError(f"{path}: corrupt pickle (nested too deeply)") from None
+    except MemoryError:
+        raise PickleImportError(f"{path}: out of memory reading the pickle at byte {position()} "
+                                f"(a {size}-byte {what}): corrupt or hostile") from None
+    except (EOFError, pickle.UnpicklingError, struct.error, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, UnicodeDecodeError, OverflowError, RuntimeError) as e:
+        if position() >= size:
+            raise PickleImportError(f"{path}: truncated {what}: it ends ({size} bytes) before the pickle "
+                                    "does (an interrupted download or copy?)") from None
+        raise PickleImportError(f"{path}: corrupt pickle at byte {position()} ({type(e).__name__}: "
+                                f"{one_line(e)})") from None
+    finally:
+        unpickler.memo.clear()  # the file's objects are referenced from the result only
+        unpickler._nesting.clear()
 
 
 def plain(obj):
