@@ -271,20 +271,41 @@ def upsample2d_fast(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     return F.conv_transpose2d(x, weight, stride=2, padding=1, groups=c)
 
 
-def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
-    """modulated_conv2d's dcoefs [N, O] for weight [O, I, k, k] and styles [N, I]."""
+def tap_square_sums(weight: torch.Tensor) -> torch.Tensor:
+    """The sum over the k x k taps of weight^2, [O, I], for weight [O, I, k, k] (a matrix-vector product
+    is faster than a reduction over 9 taps)."""
     o, i, kh, kw = weight.shape
-    # the sum over k, k of weight^2, [O, I]: a matrix-vector product is faster than a reduction over 9 taps
-    w2 = torch.mv(weight.reshape(-1, kh * kw).square(), weight.new_ones(kh * kw)).reshape(o, i)
+    return torch.mv(weight.reshape(-1, kh * kw).square(), weight.new_ones(kh * kw)).reshape(o, i)
+
+
+def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor, w2: torch.Tensor | None = None) -> torch.Tensor:
+    """modulated_conv2d's dcoefs [N, O] for weight [O, I, k, k] and styles [N, I]: 1 / |weight * styles|
+    over (I, k, k), as sum_i styles_i^2 w2[o, i] with w2 = tap_square_sums(weight) (given, or computed)."""
+    w2 = tap_square_sums(weight) if w2 is None else w2
     return (styles.square() @ w2.t() + 1e-8).rsqrt()
 
 
+def laid_out_weight(weight: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+    """weight [O, I, k, k] as modulated_weight writes its result: channels-last, and [I, O, k, k] with
+    transpose (a copy; rewriting a weight into this layout costs several times the multiply itself)."""
+    weight = weight.detach().transpose(0, 1) if transpose else weight.detach()
+    return weight.contiguous(memory_format=torch.channels_last)
+
+
 def modulated_weight(weight: torch.Tensor, styles: torch.Tensor | None, demodulate: bool, gain: float,
-                     transpose: bool = False) -> torch.Tensor:
+                     transpose: bool = False, w2: torch.Tensor | None = None,
+                     laid_out: torch.Tensor | None = None) -> torch.Tensor:
     """The weight of modulated_conv2d for one sample (styles [I]; None: the weight as stored), times gain:
     [O, I, k, k], or [I, O, k, k] for conv_transpose2d with transpose, channels-last (the layout oneDNN
-    reads from). One transposing write, then the demodulation norms read contiguous rows of it."""
+    reads from). With w2 (tap_square_sums(weight)) and laid_out (laid_out_weight(weight, transpose)),
+    which do not depend on the styles and a caller may keep, the demodulation comes first, from w2, and
+    the weight is one streaming multiply (styles_i * d_o * gain per [o, i]); without, one transposing
+    write, then the demodulation norms read contiguous rows of it."""
     o, i, kh, kw = weight.shape
+    if w2 is not None and laid_out is not None and styles is not None and demodulate:
+        d = demodulation_coefficients(weight, styles[None], w2)[0] * gain        # [O]
+        scale = d[:, None] * styles[None, :]                                      # [O, I]
+        return laid_out * (scale.t() if transpose else scale)[:, :, None, None]   # keeps laid_out's layout
     scale = gain if styles is None else styles.reshape(1, i, 1, 1)
     if transpose:
         weight = weight.transpose(0, 1)

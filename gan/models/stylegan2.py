@@ -14,7 +14,7 @@ from .config import ModelConfig
 from .layers import (CONV_UP_MATMUL_MAX_PIXELS, FOLD_MIN_PIXELS, LRELU_GAIN, Conv2dLayer, FullyConnectedLayer,
                      MinibatchStdLayer, bias_act, conv_up2_fir, demodulation_coefficients, fast_path_applies,
                      make_fir_filter, modulated_conv2d, modulated_weight, noise_act_clamp_, normalize_2nd_moment,
-                     scale_channels, upsample2d, upsample2d_fast)
+                     laid_out_weight, scale_channels, tap_square_sums, upsample2d, upsample2d_fast)
 
 NOISE_MODES = ("const", "random", "none")
 # Inference on a CPU: blocks from this resolution on run one sample at a time, each sample's style folded
@@ -117,6 +117,23 @@ class SynthesisLayer(nn.Module):
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias, act="lrelu", gain=LRELU_GAIN * gain, clamp=clamp)
 
+    def _kept(self, name: str, make, *args):
+        """make(weight, *args), kept between inference calls until the weight changes: keyed by its storage
+        and version counter, which every in-place write bumps (optimizer steps, EMA, load_state_dict, copy_
+        under no_grad), though not a write through `weight.data`, which this project never makes."""
+        key = (self.weight.data_ptr(), self.weight._version, tuple(self.weight.shape), args)
+        kept = self.__dict__.get(name)
+        if kept is None or kept[0] != key:
+            kept = (key, make(self.weight.detach(), *args))
+            self.__dict__[name] = kept
+        return kept[1]
+
+    def prepared(self, transpose: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(layers.tap_square_sums(weight) [O, I], layers.laid_out_weight(weight, transpose)): what the
+        inference path's modulated weight needs that does not depend on the styles (the second costs one
+        more copy of the weight, so only layers that fold their weight keep it)."""
+        return self._kept("_w2", tap_square_sums), self._kept("_laid_out", laid_out_weight, transpose)
+
     def forward_fast(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None,
                      gain: float = 1.0) -> torch.Tensor:
         """forward() for inference (layers.fast_path_applies): x [N, I, H, W], w [N, w_dim], noise the
@@ -137,18 +154,21 @@ class SynthesisLayer(nn.Module):
             if transposed:
                 x = x.contiguous(memory_format=cl)
             if n == 1:
-                weight = modulated_weight(self.weight, styles[0], demodulate=True, gain=g, transpose=transposed)
+                w2, laid_out = self.prepared(transposed)
+                weight = modulated_weight(self.weight, styles[0], demodulate=True, gain=g, transpose=transposed,
+                                          w2=w2, laid_out=laid_out)
                 return noise_act_clamp_(conv_up2_fir(x, weight, self.resample_filter, bias, transposed), noise, clamp)
             weight = modulated_weight(self.weight, None, demodulate=False, gain=1.0, transpose=transposed)
             x = scale_channels(x, styles, cl if transposed else torch.contiguous_format)
             x = conv_up2_fir(x, weight, self.resample_filter, None, transposed)
         elif n == 1 and h * wd >= FOLD_MIN_PIXELS:
-            weight = modulated_weight(self.weight, styles[0], demodulate=True, gain=g)
+            w2, laid_out = self.prepared()
+            weight = modulated_weight(self.weight, styles[0], demodulate=True, gain=g, w2=w2, laid_out=laid_out)
             x = F.conv2d(x.contiguous(memory_format=cl), weight, bias, padding=1)
             return noise_act_clamp_(x, noise, clamp)
         else:  # scale the activations, the weight as stored, demodulate the outputs
             x = F.conv2d(scale_channels(x, styles, torch.contiguous_format), self.weight, padding=1)
-        dcoefs = demodulation_coefficients(self.weight, styles) * g  # [N, O]
+        dcoefs = demodulation_coefficients(self.weight, styles, self._kept("_w2", tap_square_sums)) * g  # [N, O]
         x.mul_(dcoefs.reshape(n, -1, 1, 1)).add_(bias.reshape(1, -1, 1, 1))
         return noise_act_clamp_(x, noise, clamp)
 

@@ -107,7 +107,8 @@ class Dist:
         for t in list(module.parameters()) + list(module.buffers()):
             c = self._comm(t.detach().clone())
             dist.broadcast(c, src=0)
-            t.data.copy_(c.to(t.device))
+            with torch.no_grad():   # not through .data: the write must bump the version counter
+                t.copy_(c.to(t.device))
 
     def broadcast_object(self, obj):
         """Rank 0's object on every process (sent through the process group, never through files)."""
