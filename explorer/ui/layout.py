@@ -6,10 +6,13 @@ the whole subtree of a layout block). So the hot events have few outputs, no lay
 an output, and the panels that change with the model or a loaded session (direction sliders,
 mixing layers) are rebuilt with @gr.render when their key state changes, instead of being updated.
 
-Queue lanes: renders share the "render" lane, several at a time (render_workers, sized to the
-cores); model loads and session loads (which may compute PCA directions) run in the "load" lane,
-exports in "export" and mixing grids in "grid", one at a time each, so slow work never holds a
-render slot. One user's events are kept in order by that user's lock (callbacks.UserSession).
+Lanes: the image events (hot()) skip gradio's queue, one HTTP round trip instead of a queue join and
+an event stream (60-90 ms less per slider move, bench/ui.py); at most render_workers of them render at
+once (a semaphore, Callbacks.change), and since the queue is what carries gr.Warning toasts, what they
+say of their input goes to the note under the image. Model loads and session loads (which may compute
+PCA directions) run in the queue's "load" lane, exports in "export" and mixing grids in "grid", one at
+a time each, so slow work never holds a render slot. One user's events are kept in order by that
+user's lock (callbacks.UserSession).
 """
 from __future__ import annotations
 
@@ -109,9 +112,8 @@ class ExplorerUI(Panels, Files, Callbacks):
         self._versions = itertools.count(1)       # makes every panel key new, so it re-renders
         self.fast = dict(trigger_mode="always_last", show_progress="hidden", concurrency_id="render",
                          concurrency_limit=self.render_workers, api_visibility="private")
-        # The image events skip gradio's queue: one HTTP round trip instead of a queue join and an event
-        # stream (bench/ui.py: slider release -> image shown, p50 135 -> 96 ms on the default model).
-        # The render lane's limit is then kept by self.render_lane (Callbacks.change).
+        # The image events skip gradio's queue (module docstring; bench/ui.py, one run: slider release ->
+        # image shown, p50 192-230 ms through the queue, 124-138 without). Their lane is render_lane.
         self.hot_options = dict(trigger_mode="always_last", show_progress="hidden", queue=False,
                                 api_visibility="private")
         self.render_lane = threading.BoundedSemaphore(self.render_workers)
