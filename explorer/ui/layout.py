@@ -54,7 +54,8 @@ CSS_TEMPLATE = """
 #export_preview img { image-rendering: pixelated; }
 #image_col { position: sticky; top: 8px; align-self: flex-start; }
 #image { max-width: 540px; margin: 0 auto; position: relative; }
-#image_note { max-width: 540px; margin: 0 auto; min-height: 1.4em; font-size: 0.9em; color: #b45309; }
+#image_note { max-width: 540px; margin: 0 auto; min-height: 1.4em; font-size: 0.95em; }
+#image_note * { color: #b45309 !important; }
 /* Busy: dimmed, with a spinner, only once a render has taken BUSY_DELAY_MS (transition delays). */
 #image img { transition: opacity 0s; }
 #image.gle-busy img { opacity: 0.55; transition: opacity 0.1s linear BUSY_DELAY_MSms; }
