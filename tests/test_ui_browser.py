@@ -143,7 +143,9 @@ def test_page_opens_the_default_model_with_a_large_image(page):
     assert img.shape == (512, 512, 3) and img.std() > 0
     # 32 px upscaled 16x by nearest neighbour: every 16x16 block is one colour
     assert (img[::16, ::16].repeat(16, 0).repeat(16, 1) == img).all()
-    assert page.locator("#dir7").is_visible() and not page.locator("#dir8").is_visible()
+    # the sliders panel is a @gr.render after the load event: it may come after the first image
+    expect(page.locator("#dir7")).to_be_visible(timeout=90_000)
+    assert not page.locator("#dir8").is_visible()
     assert "% of variance" in page.locator("#dir0").inner_text()
     assert not page.locator("#placeholder").is_visible()
 
@@ -307,7 +309,7 @@ def test_session_saves_and_loads_as_json(page, tmp_path):
     wait_src_change(page, src)
     assert page.locator("#seed input").input_value() == "12"
     open_tab(page, "Directions")                 # the sliders are rebuilt from the session's edits
-    expect(page.locator("#dir1 input[type=number]")).to_have_value("-1.5")
+    expect(page.locator("#dir1 input[type=number]")).to_have_value("-1.5", timeout=60_000)   # a @gr.render
     expect(page.locator("#dir1_end input")).to_have_value(re.compile(r"^3 · 16x16"))
     expect(page.locator("#dir2 input[type=number]")).to_have_value("0")
 
