@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 from PIL import Image
 
 from conftest import tiny_config
@@ -144,6 +145,19 @@ def test_upload_an_image_project_it_and_move_a_direction_slider(page, engine, mo
     wait_src_change(page, src)
     edited = pixels(page)
     assert not np.array_equal(edited, projected)
+    # A refused input in an image event is said under the image (not a toast: these skip the queue),
+    # and the image stays: a projected image has no z to slerp.
+    src = img_src(page)
+    set_number(page, "#blend", 0.5)
+    src = wait_src_change(page, src)
+    page.locator("#blend_space").get_by_text("Z slerp").click()
+    expect(page.locator("#image_note")).to_contain_text("a projected image has no z to slerp: blend it in W")
+    assert img_src(page) == src
+    page.locator("#blend_space").get_by_text("W lerp").click()
+    set_number(page, "#blend", 0)
+    wait_src_change(page, src)
+    expect(page.locator("#image_note")).to_have_text("")   # the next image event rewrites it
+    assert np.array_equal(pixels(page), edited)
     # Export: the keyframes start at the image shown ('this', the W path chosen for it); the GIF's first
     # frame is the edited projection (GIF: 256 colours), its second keyframe seed 0's image.
     open_tab_named(page, "Export")

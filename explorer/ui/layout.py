@@ -8,8 +8,8 @@ mixing layers) are rebuilt with @gr.render when their key state changes, instead
 
 Lanes: the image events (hot()) skip gradio's queue, one HTTP round trip instead of a queue join and
 an event stream (60-90 ms less per slider move, bench/ui.py); at most render_workers of them render at
-once (a semaphore, Callbacks.change), and since the queue is what carries gr.Warning toasts, what they
-say of their input goes to the note under the image. Model loads and session loads (which may compute
+once (a semaphore, Callbacks.change), and since the queue is what carries gr.Warning and gr.Error
+toasts, what they say of their input, or why they refuse it, goes to the note under the image. Model loads and session loads (which may compute
 PCA directions) run in the queue's "load" lane, exports in "export" and mixing grids in "grid", one at
 a time each, so slow work never holds a render slot. One user's events are kept in order by that
 user's lock (callbacks.UserSession).
@@ -213,13 +213,16 @@ class ExplorerUI(Panels, Files, Callbacks):
         """Register an event that renders the image, in the render lane. The page marks the image
         busy when the event starts and clears the mark when it ends; the mark's CSS shows only after
         BUSY_DELAY_MS, so a fast model never flickers and a slow one is never a frozen page. What the
-        callback says of the input (widgets.notify: "truncation 5 is out of range: using 1.5") goes
-        to the note under the image, which each such event rewrites (these events skip the queue,
-        which is what carries gr.Warning toasts)."""
+        callback says of the input (widgets.notify: "truncation 5 is out of range: using 1.5"), and an
+        input it refuses (gr.Error, in bold), go to the note under the image, which each such event
+        rewrites (these events skip the queue, which is what carries gr.Warning and gr.Error toasts)."""
         @functools.wraps(fn)
         def with_note(*args):
             with collecting_notes() as notes:
-                out = fn(*args)
+                try:
+                    out = fn(*args)
+                except gr.Error as e:   # outside the queue gr.Error shows nothing: the note says it
+                    return {self.image_note: f"**{e.message}**"}
             changed = out if isinstance(out, dict) and "__type__" not in out else {}   # not gr.skip()
             if not changed and not notes:   # nothing new (a widget's echo of its own correction)
                 return gr.skip()
