@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from conftest import tiny_config
-from ui_helpers import (IMAGE, ROOT, App, choose, fetch_pixels, img_src, open_page,
+from ui_helpers import (IMAGE, ROOT, App, choose, fetch_pixels, img_src, open_explorer,
                         open_tab, pixels, set_number, wait_src_change)
 
 SHOT = Path(os.environ.get("E2E_SHOT", ROOT / "artifacts" / "screenshot.png"))
@@ -80,7 +80,7 @@ def engine_pixels(engine, seed: int = 0, edits=(), psi: float | None = None) -> 
 
 @pytest.fixture
 def page(browser, app):
-    pg = open_page(browser, app.url)
+    pg = open_explorer(browser, app.url)
     yield pg
     pg.context.close()
 

@@ -84,6 +84,14 @@ def open_page(browser, url: str, timeout_ms: int = 60_000):
     return page
 
 
+def open_explorer(browser, url: str):
+    """open_page, and also wait for the direction sliders: that panel is a @gr.render that comes after
+    the load event's image (on a loaded CI machine, up to tens of seconds after it)."""
+    page = open_page(browser, url)
+    page.locator("#dir0").wait_for(state="visible", timeout=120_000)
+    return page
+
+
 def img_src(page, sel: str = IMAGE) -> str | None:
     loc = page.locator(f"{sel} img")
     return loc.first.get_attribute("src") if loc.count() else None
