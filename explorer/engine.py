@@ -609,9 +609,10 @@ class Engine:
         (space 'z') or lerp between their ws (space 'w'), with the state's truncation, mixing and edits
         applied to every frame. Keyframes are seeds, THIS (the state's image) or projection files."""
         from .interpolate import latent_path
-        self.check_path(seeds, frames_per_segment, space, loop, easing)
+        keys = check_keyframes(seeds, check_seeds)
+        self.check_path(keys, frames_per_segment, space, loop, easing)
         self.check_state(state)
-        resolved = keyframes.resolve(self, state, check_keyframes(seeds, check_seeds), space)
+        resolved = keyframes.resolve(self, state, keys, space)
         path = latent_path(resolved.latents, frames_per_segment, space, loop, easing)
         if space == "z":
             path = torch.cat([self.ws_from_z(path[i:i + 256], state) for i in range(0, path.shape[0], 256)])
