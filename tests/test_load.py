@@ -28,6 +28,7 @@ def server(tmp_path_factory):
     app = App(["--public", "--render-workers", "1", "--models-dir", str(models)], root / "app.log", env={"GAN_CACHE_DIR": str(root / "cache")})
     yield app, root
     app.stop()
+    app.assert_no_server_errors()
 
 
 def test_renders_are_served_while_a_model_computes_its_directions(server):

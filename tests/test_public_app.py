@@ -46,6 +46,7 @@ def site(tmp_path_factory):
     yield SimpleNamespace(root=root, models=models, outside=outside, cache=cache, app=app, client=client,
                           outside_before=before)
     app.stop()
+    app.assert_no_server_errors()
 
 
 def call(site, endpoint: str, **kw):

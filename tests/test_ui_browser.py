@@ -51,6 +51,7 @@ def app(browser, models):
     print(f"\n[app up in {a.startup_s:.1f}s]")
     yield a
     a.stop()
+    a.assert_no_server_errors()
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +59,7 @@ def empty_app(browser, models):
     a = App(["--models-dir", str(models.empty)], models.root / "empty_app.log")
     yield a
     a.stop()
+    a.assert_no_server_errors()
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,7 @@ def app(browser, model):
             env={"GAN_CACHE_DIR": str(model.parent.parent / "cache")})
     yield a
     a.stop()
+    a.assert_no_server_errors()
 
 
 @pytest.fixture(scope="module")

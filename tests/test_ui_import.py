@@ -64,6 +64,7 @@ def app(browser, files):
             files.root / "app.log", env={"GAN_CACHE_DIR": str(files.root / "cache")})
     yield a
     a.stop()
+    a.assert_no_server_errors()
     assert not files.marker.exists() and not (ROOT / op.MODULE_SRC_MARKER).exists(), "code from a pickle ran"
 
 

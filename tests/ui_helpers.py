@@ -59,6 +59,12 @@ class App:
             self.log.flush()
         return self.log_path.read_text()
 
+    def assert_no_server_errors(self) -> None:
+        """A failure inside gradio (e.g. two panels rendering at once) shows only as "Error" on a page
+        that no test may be looking at; the server's log keeps its traceback."""
+        log = self.output()
+        assert "Traceback" not in log, log[-4000:]
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

@@ -8,6 +8,12 @@ from ..session import MAX_LABEL, MAX_SEED
 from .callbacks import DIRECTIONS_STEP, FPS_RANGE, FRAMES_RANGE, MAX_DIRECTIONS, STRENGTH_RANGE
 from .errors import bind
 from .widgets import Gallery, Image, Number, Slider
+# The panels run one at a time, across all sessions. Gradio's renders of one session share its
+# config: one render adding components while another's reply lists them fails with "dictionary
+# changed size during iteration", and that panel shows "Error" instead of its sliders (gradio issue
+# #9991; 1 page load in ~25 here, dirs_key and mix_key are set by the same load). A panel takes
+# tens of milliseconds, so the lane costs a crowd of visitors little.
+PANEL_RENDER = dict(concurrency_id="panels", concurrency_limit=1, show_progress="hidden")
 NO_MIXING = "Style mixing needs a StyleGAN2 model: a PGGAN feeds one latent to every layer."
 
 __all__ = ["Panels", "DIRECTIONS_STEP"]
@@ -23,7 +29,7 @@ class Panels:
             self.method = gr.Radio([("PCA (GANSpace)", "pca"), ("SeFa (closed form)", "sefa")], value="pca",
                                    label="Directions from", min_width=240, elem_id="dirs_method")
         gr.render(inputs=[self.dirs_key, self.state], triggers=[self.dirs_key.change],
-                  show_progress="hidden")(self.directions_panel)
+                  **PANEL_RENDER)(self.directions_panel)
         with gr.Accordion("What does a direction do? Preview it, name it", open=False, elem_id="dir_tools"):
             with gr.Row(equal_height=True):
                 self.preview_dir = gr.Dropdown([(f"Direction {i}", i) for i in range(DIRECTIONS_STEP)], value=0,
@@ -82,14 +88,14 @@ class Panels:
 
     def build_mixing(self) -> None:
         gr.render(inputs=[self.mix_key, self.state], triggers=[self.mix_key.change],
-                  show_progress="hidden")(self.mixing_controls)
+                  **PANEL_RENDER)(self.mixing_controls)
         with gr.Row():
             thumb = dict(type="pil", format="png", interactive=False, buttons=[], min_width=100)
             self.mix_a = Image(label="A (seed)", elem_id="mix_a", **thumb)
             self.mix_b = Image(label="B (seed B)", elem_id="mix_b", **thumb)
             self.mix_out = Image(label="Mixed", elem_id="mix_out", **thumb)
         gr.render(inputs=[self.mix_key, self.state], triggers=[self.mix_key.change],
-                  show_progress="hidden")(self.mixing_grid_panel)
+                  **PANEL_RENDER)(self.mixing_grid_panel)
 
     def mixing_controls(self, key, user) -> None:
         """Seed B, one checkbox per style layer grouped by resolution, presets (StyleGAN2 only)."""
