@@ -237,15 +237,21 @@ class SynthesisBlock(nn.Module):
     def forward_fast(self, x: torch.Tensor | None, img: torch.Tensor | None, ws: torch.Tensor,
                      noises: list) -> tuple[torch.Tensor, torch.Tensor]:
         """forward() for inference; noises: the unscaled noise input of each conv (see SynthesisLayer)."""
+        x = self.features_fast(x, ws[:, :self.num_conv], noises)
+        return x, self.skip_fast(x, img, ws[:, self.num_conv])
+
+    def features_fast(self, x: torch.Tensor | None, ws: torch.Tensor, noises: list) -> torch.Tensor:
+        """The convs of forward_fast: ws [N, num_conv, w_dim] -> this block's features."""
         if self.in_channels == 0:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).contiguous(memory_format=torch.channels_last)
-            x = self.conv1.forward_fast(x, ws[:, 0], noises[0])
-        else:
-            x = self.conv0.forward_fast(x, ws[:, 0], noises[0])
-            x = self.conv1.forward_fast(x, ws[:, 1], noises[1])
-        y = self.torgb.forward_fast(x, ws[:, self.num_conv])
-        img = y if img is None else upsample2d_fast(img, self.resample_filter).add_(y)
-        return x, img
+            return self.conv1.forward_fast(x, ws[:, 0], noises[0])
+        x = self.conv0.forward_fast(x, ws[:, 0], noises[0])
+        return self.conv1.forward_fast(x, ws[:, 1], noises[1])
+
+    def skip_fast(self, x: torch.Tensor, img: torch.Tensor | None, w: torch.Tensor) -> torch.Tensor:
+        """The toRGB of forward_fast: features x and w [N, w_dim] added to the upsampled skip image."""
+        y = self.torgb.forward_fast(x, w)
+        return y if img is None else upsample2d_fast(img, self.resample_filter).add_(y)
 
     def layers(self) -> list[SynthesisLayer]:
         return [self.conv1] if self.in_channels == 0 else [self.conv0, self.conv1]
