@@ -55,7 +55,7 @@ def test_random_edit_sequences_render_bitwise_as_full_renders(model, noise_mode)
         if ref is not None:
             assert (got - ref).abs().max().item() < 1e-4
     assert engine._blocks.bytes <= 8 << 20
-    assert 0 < engine._blocks.blocks_run < 14 * len(engine.G.synthesis.block_resolutions)   # it did reuse blocks
+    assert 0 < engine._blocks.features_run < 14 * len(engine.G.synthesis.block_resolutions)   # it did reuse blocks
 
 
 def test_a_fine_edit_runs_only_the_blocks_after_its_first_layer(model):
@@ -64,16 +64,22 @@ def test_a_fine_edit_runs_only_the_blocks_after_its_first_layer(model):
     blocks = [getattr(synthesis, f"b{r}") for r in synthesis.block_resolutions]
     state = engine.default_state(seed=4, directions=FAST)
     engine.render_tensor(state)
-    # The last block reads ws[k:] from k = its conv0's index; the block before reads that index too
-    # (its toRGB shares the w of the next conv0, as in the official network).
+    # The last block reads ws[k:] from k = its conv0's index; the block before reads that index in
+    # its toRGB (it shares the w of the next conv0, as in the official network), so from there on
+    # that toRGB runs again, but not that block's convs.
     first_of_last = sum(b.num_conv for b in blocks[:-1])
-    for start, blocks_rerun in ((first_of_last + 1, 1), (first_of_last, 2)):
-        before = engine._blocks.blocks_run
-        engine.render_tensor(state.with_edit(2, 1.5 + start, start, None))
-        assert engine._blocks.blocks_run - before == blocks_rerun, start
-    before = engine._blocks.blocks_run
+    for start, convs_rerun, torgbs_rerun in ((first_of_last + 1, 1, 1), (first_of_last, 1, 2),
+                                              (first_of_last - 1, 2, 2)):
+        before = engine._blocks.features_run, engine._blocks.skips_run
+        edited = state.with_edit(2, 1.5 + start, start, None)
+        got = engine.render_tensor(edited)
+        after = engine._blocks.features_run, engine._blocks.skips_run
+        assert (after[0] - before[0], after[1] - before[1]) == (convs_rerun, torgbs_rerun), start
+        assert torch.equal(got, full_render(engine, edited)), start
+    before = engine._blocks.features_run, engine._blocks.skips_run
     engine.render_tensor(state.with_edit(2, 1.5, 0, 2))       # a coarse edit: everything again
-    assert engine._blocks.blocks_run - before == len(blocks)
+    after = engine._blocks.features_run, engine._blocks.skips_run
+    assert (after[0] - before[0], after[1] - before[1]) == (len(blocks), len(blocks))
 
 
 def test_a_zero_byte_cache_still_renders_every_image(model):
