@@ -312,7 +312,7 @@ def test_session_saves_and_loads_as_json(page, tmp_path):
     assert page.locator("#seed input").input_value() == "12"
     open_tab(page, "Directions")                 # the sliders are rebuilt from the session's edits
     expect(page.locator("#dir1 input[type=number]")).to_have_value("-1.5", timeout=60_000)   # a @gr.render
-    expect(page.locator("#dir1_end input")).to_have_value(re.compile(r"^3 · 16x16"))
+    expect(page.locator("#dir1_end input")).to_have_value(re.compile(r"^3 · 16px"))
     expect(page.locator("#dir2 input[type=number]")).to_have_value("0")
 
 

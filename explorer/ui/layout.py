@@ -66,7 +66,11 @@ CSS_TEMPLATE = """
 @keyframes gle-spin { to { transform: rotate(360deg); } }
 @keyframes gle-show { to { opacity: 1; } }
 .dir-row { align-items: flex-end; gap: 6px; }
-.dir-row .layer input { text-align: center; }
+/* The layer boxes are narrow: room for "13 · 256x256" beside the dropdown's arrow (drawn over the text
+   otherwise), and an ellipsis rather than overlap if it still does not fit. */
+.dir-row .layer { padding-left: 6px !important; padding-right: 6px !important; }
+.dir-row .layer .wrap-inner { padding-left: 6px; padding-right: 2px; }
+.dir-row .layer input { padding-right: 18px !important; text-overflow: ellipsis; }
 #howto { opacity: 0.8; margin-top: -8px; }
 #model_load, #model_upload { align-self: center; }
 #upload_note { align-self: center; font-size: 0.85em; opacity: 0.8; }

@@ -52,9 +52,9 @@ class Panels:
         shown = min(key[1], limit)
         edits = {e.component: e for e in state.edits}
         last = engine.num_ws - 1
-        # Each layer box names the resolution its ws index feeds: "5 · 32x32".
+        # Each layer box names the resolution its ws index feeds: "5 · 32px" (short: the boxes are narrow).
         feeds = {i: res for res, ix in engine.info()["layer_groups"] for i in ix}
-        layer_choices = [(f"{i} · {feeds.get(i, '?')}x{feeds.get(i, '?')}", i) for i in range(engine.num_ws)]
+        layer_choices = [(f"{i} · {feeds.get(i, '?')}px", i) for i in range(engine.num_ws)]
         for i in range(shown):
             e = edits.get(i)
             lo, hi = e.layer_range(engine.num_ws) if e else (0, engine.num_ws)

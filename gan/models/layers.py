@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused_act import fused_bias_act
+
 LRELU_GAIN = math.sqrt(2.0)
 
 
@@ -103,19 +105,14 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up
 
 def bias_act(x: torch.Tensor, b: torch.Tensor | None, act: str = "linear", gain: float | None = None,
              clamp: float | None = None) -> torch.Tensor:
-    """x + b (broadcast over dim 1), activation, gain, clamp. 'lrelu' has default gain sqrt(2)."""
-    if b is not None:
-        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2)).to(x.dtype)
-    if act == "lrelu":
-        x = F.leaky_relu(x, 0.2)
-        gain = LRELU_GAIN if gain is None else gain
-    elif act != "linear":
+    """clamp(act(x + b) * gain, -clamp, clamp): b [C] broadcast over dim 1 of x [N, C, ...]; act 'lrelu'
+    (leaky ReLU 0.2, default gain sqrt(2)) or 'linear'; clamp None or negative: none. One autograd node
+    whose backward reads only the output (fused_act.py)."""
+    if act not in ("lrelu", "linear"):
         raise ValueError(f"unknown activation {act!r}")
-    if gain is not None and gain != 1:
-        x = x * gain
-    if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
-    return x
+    lrelu = act == "lrelu"
+    gain = (LRELU_GAIN if lrelu else 1.0) if gain is None else gain
+    return fused_bias_act(x, b, lrelu, gain, clamp if clamp is not None and clamp >= 0 else None)
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
