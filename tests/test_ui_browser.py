@@ -200,7 +200,7 @@ def test_an_edit_applies_only_to_its_layer_range(page, engine):
     # Pixel-exact: the PNG the browser got is the engine's render of that state (same model, same
     # CPU, same code; only the process differs).
     np.testing.assert_array_equal(all_layers, engine_pixels(engine, edits=[(0, 4.0, 0, engine.num_ws)]))
-    choose(page, "#dir0_start", f"{last} · 32x32")     # only the last (finest) layer
+    choose(page, "#dir0_start", f"{last} · 32px")     # only the last (finest) layer
     wait_src_change(page, src)
     one_layer = pixels(page)
     np.testing.assert_array_equal(one_layer, engine_pixels(engine, edits=[(0, 4.0, last, engine.num_ws)]))
@@ -438,8 +438,8 @@ def test_out_of_range_values_are_clamped_and_shown_clamped(page, engine):
 
 
 def test_a_layer_range_with_from_after_to_is_refused_and_reverted(page, engine):
-    assert page.locator("#dir2_start input").input_value().startswith("0 · 4x4")
-    assert page.locator("#dir2_end input").input_value().startswith("7 · 32x32")
+    assert page.locator("#dir2_start input").input_value().startswith("0 · 4px")
+    assert page.locator("#dir2_end input").input_value().startswith("7 · 32px")
     src = img_src(page)
     set_number(page, "#dir2", 2)
     src = wait_src_change(page, src)
