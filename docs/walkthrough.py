@@ -17,7 +17,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from explorer.engine import Engine, labelled_strip  # noqa: E402
+from explorer.engine import Engine  # noqa: E402
+from explorer.images import labelled_strip  # noqa: E402
 
 FASHION_TEST = Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
 PICTURE = 19          # a t10k image: a T-shirt

@@ -6,7 +6,7 @@ face on it. Names below are imported lazily so `import explorer.interpolate` sta
 from __future__ import annotations
 
 _EXPORTS = {
-    "Engine": "engine", "open_engine": "engine", "load_session": "engine", "StageImage": "engine",
+    "Engine": "engine", "open_engine": "engine", "load_session": "engine", "StageImage": "stages",
     "ExplorerState": "session", "Edit": "session", "DirectionSettings": "session",
     "ExplorerError": "session", "StyleMixingUnsupported": "session", "parse_edit": "session",
     "Directions": "directions", "compute_directions": "directions", "load_or_compute": "directions",

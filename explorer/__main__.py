@@ -169,7 +169,9 @@ def progress_bar(total: int, desc: str, unit: str):
 
 
 def cmd_project(args) -> int:
-    from .engine import check_out_path, open_engine, save_png
+    from .checks import check_out_path
+    from .engine import open_engine
+    from .images import save_png
     session = check_out_path(args.out, (".json",))
     weights = session.with_suffix(".safetensors")
     if args.steps < 1:
@@ -195,7 +197,7 @@ def cmd_project(args) -> int:
 
 
 def cmd_lpips_weights(args) -> int:
-    from .engine import check_out_path
+    from .checks import check_out_path
     from .lpips import convert_weights, load_lpips
     out = convert_weights(args.vgg, args.lin, check_out_path(args.out, (".safetensors",)))
     print(f"wrote {out}: {load_lpips(out).description}", file=sys.stderr)
@@ -203,7 +205,9 @@ def cmd_lpips_weights(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .engine import check_out_path, check_size, open_engine, save_png
+    from .checks import check_out_path, check_size
+    from .engine import open_engine
+    from .images import save_png
     out = check_out_path(args.out, (".png",))
     if args.save_session:
         check_out_path(args.save_session, (".json",))
@@ -219,7 +223,9 @@ def cmd_render(args) -> int:
 
 
 def cmd_mix(args) -> int:
-    from .engine import check_out_path, check_size, open_engine, save_png
+    from .checks import check_out_path, check_size
+    from .engine import open_engine
+    from .images import save_png
     out = check_out_path(args.out, (".png",))
     check_size(args.size)
     state = state_from_args(args, need_seed=False)
@@ -234,7 +240,9 @@ def cmd_mix(args) -> int:
 
 
 def cmd_stages(args) -> int:
-    from .engine import check_out_path, check_size, labelled_strip, open_engine, save_png
+    from .checks import check_out_path, check_size
+    from .engine import open_engine
+    from .images import labelled_strip, save_png
     out = check_out_path(args.out, (".png",))
     check_size(args.size)
     state = state_from_args(args)
@@ -255,7 +263,8 @@ def cmd_stages(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .engine import check_out_path, open_engine
+    from .checks import check_out_path
+    from .engine import open_engine
     from .export import FORMATS
     check_out_path(args.out, tuple(FORMATS))
     state = state_from_args(args, need_seed=False)

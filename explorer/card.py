@@ -20,7 +20,8 @@ from gan.io.checkpoint import CONFIG_NAME, G_NAME
 from gan.io.fileio import atomic_write_text
 from gan.io.images import image_grid
 
-from .engine import Engine, labelled_strip, save_png
+from .engine import Engine
+from .images import labelled_strip, save_png
 from .session import DirectionSettings, ExplorerError
 
 SIGMAS = (-3, -2, -1, 0, 1, 2, 3)

@@ -1,7 +1,8 @@
 """The explorer engine: one object per loaded model, shared by all users; per-user state is an
 `ExplorerState` passed into every call. Plain Python (numpy/torch in, PIL images out), no gradio.
-This file holds one concept, the `Engine` (every action the explorer offers, on one model), with the
-small input checks its methods share; it is longer than our usual ~400 lines for that reason.
+The Engine is every action the explorer offers on one model; what it shows of the resolution stages
+(stages.py) and its animations (animation.py) are mixed in from their own files, and the input checks
+every entry point shares are in checks.py.
 
     engine = open_engine("assets/models/x")          # loads once, reused across calls
     state = engine.default_state(seed=42, truncation_psi=0.7)
@@ -19,111 +20,34 @@ torch's generator seeded with the state's seed, so every state renders reproduci
 """
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-from gan.io.checkpoint import CONFIG_NAME, G_NAME, CheckpointError, load_model, resolve_model_folder
+from gan.io.checkpoint import G_NAME, load_model, resolve_model_folder
 from gan.io.images import image_grid, to_pil, to_uint8, uint8_to_pil
-from gan.io.images import save_png as gan_save_png
 from gan.commands import class_labels
 from gan.seeds import z_from_seeds
 
-from . import keyframes, mixing
+from . import mixing
+from .animation import Animation
+from .checks import check_out_path, check_seeds, check_size
 from .directions import Directions, ProgressCallback, apply_edits_ws, apply_edits_z, load_or_compute, max_components
+from .images import labelled_strip, resize
 from .incremental import DEFAULT_BYTES, BlockCache
-from .keyframes import Keys, check_keyframes
-from .session import MAX_SEED, DirectionSettings, ExplorerError, ExplorerState
+from .session import DirectionSettings, ExplorerError, ExplorerState
+from .stages import Stages
 
-log = logging.getLogger(__name__)
-
-STAGE_RESAMPLE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
-MAX_DISPLAY_SIZE = 4096          # px: larger output sizes are typos
 MAX_GRID_SEEDS = 64              # per mixing-grid axis
 MAX_PROJECTIONS = 16             # projections (ws and noise maps, their synthesis copies) kept in memory
 RENDER_BATCH_PIXELS = 1 << 20   # output pixels per synthesis call when rendering many (<= 32 images)
 
 
-@dataclass(frozen=True)
-class StageImage:
-    """One resolution stage: `image` (PIL, upscaled for display) of a `resolution` px stage."""
-    resolution: int
-    label: str
-    image: Image.Image
-
-
-def check_size(size: int | None, what: str = "size") -> int | None:
-    if size is None:
-        return None
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_DISPLAY_SIZE:
-        raise ExplorerError(f"{what} must be an integer from 1 to {MAX_DISPLAY_SIZE} px, got {size!r}")
-    return size
-
-
-def check_seeds(seeds, what: str = "seeds", limit: int | None = None) -> list[int]:
-    seeds = list(seeds)
-    if not seeds:
-        raise ExplorerError(f"no {what}: give at least one seed")
-    if limit is not None and len(seeds) > limit:
-        raise ExplorerError(f"too many {what} ({len(seeds)}): at most {limit}")
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
-            raise ExplorerError(f"bad seed {s!r} in {what}: seeds are integers from 0 to {MAX_SEED}")
-    return [int(s) for s in seeds]
-
-
-def check_out_path(path: str | Path, suffixes: tuple[str, ...]) -> Path:
-    """An output file path whose folder exists and whose suffix is one of `suffixes`."""
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise ExplorerError(f"output {path} must end in {' or '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise ExplorerError(f"output folder {path.parent} does not exist: create it first")
-    return path
-
-
-def resize(image: Image.Image, size: int | None, resample: str | None = None) -> Image.Image:
-    """Scale a square-ish image so its longer side is `size` px. resample None: nearest for an
-    exact integer upscale (crisp pixels), else Lanczos; or 'nearest' / 'bilinear'."""
-    if size is None or max(image.size) == size:
-        return image
-    from .export import RESAMPLE, pick_resample
-    w, h = image.size
-    scale = size / max(w, h)
-    dst = (max(1, round(w * scale)), max(1, round(h * scale)))
-    method = resample or pick_resample((h, w), (dst[1], dst[0]))
-    if method not in RESAMPLE:
-        raise ExplorerError(f"unknown resample {method!r}: use one of {', '.join(RESAMPLE)}")
-    return image.resize(dst, RESAMPLE[method])
-
-
-def save_png(image: Image.Image, path: str | Path) -> Path:
-    """Write a PIL image as PNG atomically (the folder must exist; the suffix must be .png)."""
-    return gan_save_png(image, check_out_path(path, (".png",)))
-
-
-def labelled_strip(tiles: list[tuple[Image.Image, str]]) -> Image.Image:
-    """Tiles side by side (all the same size), each with its label centred underneath, on white."""
-    if not tiles:
-        raise ExplorerError("nothing to draw: no images")
-    return image_grid([t for t, _ in tiles], cols=len(tiles), gap=4, labels=[label for _, label in tiles])
-
-
-def _stage_order(folder: Path):
-    """Stage folders are named by resolution ("004x004" ... "1024x1024"): sort by the number, not the
-    text, so that 1024 comes after 512."""
-    head = folder.name.split("x", 1)[0]
-    return (0, int(head), folder.name) if head.isdigit() else (1, 0, folder.name)
-
-
-class Engine:
+class Engine(Stages, Animation):
     """A loaded model and everything the explorer does with it. Thread-safe; shared by users.
 
     model: a model folder (config.json + G.safetensors). cache_size: rendered images kept (LRU,
@@ -436,25 +360,6 @@ class Engine:
             self._renders.clear()
         self._blocks.clear()
 
-    # ---- resolution stages -----------------------------------------------------------------------
-    def stage_previews(self, state: ExplorerState, size: int | None = None,
-                       resample: str = "nearest") -> list[StageImage]:
-        """The image at every resolution stage of the generator (StyleGAN2: the skip branch's running
-        RGB after each block; PGGAN: each depth's toRGB), each upscaled to `size` px (default: the
-        model's resolution) with 'nearest' or 'bilinear', labelled 'RxR'."""
-        check_size(size)
-        if resample not in STAGE_RESAMPLE:
-            raise ExplorerError(f"stage previews resample with nearest or bilinear, not {resample!r}")
-        size = size or self.img_resolution
-        image, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True,
-                                       synthesis=self.synthesis_for(state))
-        self._base(state, image)    # the same forward pass gives the image: render(state) need not run it again
-        out = []
-        for res, img in zip(self.stage_resolutions, stages):
-            pil = uint8_to_pil(to_uint8(img)[0]).resize((size, size), STAGE_RESAMPLE[resample])
-            out.append(StageImage(res, f"{res}x{res}", pil))
-        return out
-
     # ---- what a direction does ---------------------------------------------------------------------
     @torch.inference_mode()
     def direction_preview(self, state: ExplorerState, component: int, sigmas=(-3, -2, -1, 0, 1, 2, 3),
@@ -498,61 +403,6 @@ class Engine:
         return save_labels(self.model_path, settings or DirectionSettings(), labels, cache_dir=self.cache_dir,
                            beside_model=self.cache_beside_model)
 
-    def stage_strip(self, state: ExplorerState, size: int | None = None, resample: str = "nearest") -> Image.Image:
-        """stage_previews side by side in one image, each labelled with its resolution."""
-        size = size or max(128, self.img_resolution)
-        return labelled_strip([(s.image, s.label) for s in self.stage_previews(state, size, resample)])
-
-    def stage_snapshot_folders(self) -> list[Path]:
-        """Model folders of a PGGAN run's stage snapshots: <model>/stages/* or <model>/../stages/*
-        (the trainer writes <run>/stages/008x008 ... beside <run>/final), the first that exists."""
-        for root in (self.model_path / "stages", self.model_path.parent / "stages"):
-            if root.is_dir():
-                found = sorted((p for p in root.iterdir() if (p / CONFIG_NAME).is_file()), key=_stage_order)
-                if found:
-                    return found
-        return []
-
-    def _snapshot(self, folder: Path):
-        with self._lock:
-            if folder not in self._snapshots:
-                G, _ = load_model(folder, device=self.device)
-                self._snapshots[folder] = (G, int(G.stage_resolutions[-1]))
-            return self._snapshots[folder]
-
-    @torch.inference_mode()
-    def stage_snapshots(self, state: ExplorerState, size: int | None = None,
-                        resample: str = "nearest") -> list[StageImage]:
-        """The state's seed rendered through each stage snapshot of the training run (see
-        stage_snapshot_folders), lowest resolution first, upscaled to `size` (default: this model's
-        resolution). Seed, truncation and noise mode apply; edits and mixing do not (they belong to
-        this model's latent space). Unloadable snapshots are skipped with a logged warning.
-        Empty when the model has no snapshots."""
-        check_size(size)
-        if resample not in STAGE_RESAMPLE:
-            raise ExplorerError(f"snapshots resample with nearest or bilinear, not {resample!r}")
-        self.check_state(state)
-        size = size or self.img_resolution
-        shots = []
-        for folder in self.stage_snapshot_folders():
-            try:
-                G, res = self._snapshot(folder)
-            except (CheckpointError, OSError, RuntimeError) as e:
-                log.warning("skipping stage snapshot %s: %s", folder, e)
-                continue
-            if G.z_dim != self.z_dim:
-                log.warning("skipping stage snapshot %s: z_dim %d differs from the model's %d", folder, G.z_dim,
-                            self.z_dim)
-                continue
-            ws = self.mapping(G, self.z([state.seed]), state)
-            with self._lock, torch.random.fork_rng(devices=[]):
-                torch.manual_seed(state.seed)
-                img = G.synthesis(ws, noise_mode=state.noise_mode)
-            pil = uint8_to_pil(to_uint8(img.cpu())[0]).resize((size, size), STAGE_RESAMPLE[resample])
-            shots.append((res, folder.name, pil))
-        shots.sort(key=lambda s: (s[0], s[1]))
-        return [StageImage(res, f"{res}x{res}", pil) for res, _, pil in shots]
-
     # ---- style mixing ----------------------------------------------------------------------------
     def mixing_grid(self, state: ExplorerState, row_seeds, col_seeds, layers=None, preset: str | None = None,
                     size: int | None = None) -> Image.Image:
@@ -579,99 +429,6 @@ class Engine:
             return image
         method = Image.Resampling.NEAREST if size % self.img_resolution == 0 else Image.Resampling.LANCZOS
         return image.resize(((len(cols) + 1) * size, (len(rows) + 1) * size), method)
-
-    # ---- interpolation ---------------------------------------------------------------------------
-    def check_path(self, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
-                   easing: str = "linear", state: ExplorerState | None = None) -> int:
-        """Validate an interpolation path (cheap; the keyframes `seeds` as in keyframes.py, and with `state`, that each
-        has a z when space is 'z'); returns its frame count."""
-        from .interpolate import EASINGS, MAX_FRAMES, count_frames
-        seeds = check_keyframes(seeds, check_seeds)
-        if state is not None:
-            keyframes.check_space(state, seeds, space)
-        if isinstance(frames_per_segment, bool) or not isinstance(frames_per_segment, int) \
-                or not 1 <= frames_per_segment <= MAX_FRAMES:
-            raise ExplorerError(f"frames per seed must be an integer from 1 to {MAX_FRAMES}, got {frames_per_segment!r}")
-        if space not in ("z", "w"):
-            raise ExplorerError(f"unknown latent space {space!r}: use z (slerp) or w (lerp)")
-        if easing not in EASINGS:
-            raise ExplorerError(f"unknown easing {easing!r}: use one of {', '.join(EASINGS)}")
-        n = count_frames(len(seeds), frames_per_segment, loop)
-        if n > MAX_FRAMES:
-            raise ExplorerError(f"the animation would have {n} frames, over the limit of {MAX_FRAMES}: "
-                                f"use fewer seeds or frames per seed")
-        return n
-
-    @torch.inference_mode()
-    def path(self, state: ExplorerState, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
-             easing: str = "linear") -> tuple[torch.Tensor, Keys]:
-        """(ws of every frame [F, num_ws, w_dim], the resolved keyframes `seeds`): slerp between their z
-        (space 'z') or lerp between their ws (space 'w'), with the state's truncation, mixing and edits
-        applied to every frame. Keyframes are seeds, THIS (the state's image) or projection files."""
-        from .interpolate import latent_path
-        keys = check_keyframes(seeds, check_seeds)
-        self.check_path(keys, frames_per_segment, space, loop, easing)
-        self.check_state(state)
-        resolved = keyframes.resolve(self, state, keys, space)
-        path = latent_path(resolved.latents, frames_per_segment, space, loop, easing)
-        if space == "z":
-            path = torch.cat([self.ws_from_z(path[i:i + 256], state) for i in range(0, path.shape[0], 256)])
-        return path, resolved
-
-    def path_ws(self, state: ExplorerState, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
-                easing: str = "linear") -> torch.Tensor:
-        """ws of every frame [F, num_ws, w_dim] (see path)."""
-        return self.path(state, seeds, frames_per_segment, space, loop, easing)[0]
-
-    def frames(self, state: ExplorerState, seeds, frames_per_segment: int, space: str = "z", loop: bool = False,
-               easing: str = "linear", batch: int | None = None) -> Iterator[np.ndarray]:
-        """The animation's frames as np.uint8 [H, W, C], rendered `batch` at a time; frames whose noise maps
-        are not the model's own (a projected keyframe's, or a blend of them: keyframes.py) one at a time,
-        by a private copy of the synthesis network whose const maps are rewritten for each frame."""
-        ws, keys = self.path(state, seeds, frames_per_segment, space, loop, easing)
-        batch = batch or self.render_batch
-        if len(keys.noise_sets) == 1:   # the model's own maps throughout
-            for i in range(0, ws.shape[0], batch):
-                imgs = self.render_ws(ws[i:i + batch], state.noise_mode, noise_seed=state.seed + i, batch=batch)
-                yield from to_uint8(imgs)
-            return
-        from .project import noise_buffers, synthesis_with_noise
-        own = noise_buffers(self.G)
-        private = synthesis_with_noise(self.G, {k: v.clone() for k, v in own.items()})
-        maps = {name: buf for name, buf in private.named_buffers() if name in own}   # its own maps, rewritten
-        weights = keyframes.frame_weights(len(keys.key_set), frames_per_segment, loop, easing)
-        for i in range(ws.shape[0]):
-            noise = keys.frame_noise(weights[i], own)
-            synthesis = self.G.synthesis
-            if noise is not None:
-                with torch.no_grad():
-                    for name, buf in maps.items():
-                        buf.copy_(noise[name])
-                synthesis = private
-            yield from to_uint8(self.render_ws(ws[i:i + 1], state.noise_mode, synthesis=synthesis))
-
-    def export(self, state: ExplorerState, seeds, out: str | Path, frames_per_segment: int = 24, space: str = "z",
-               loop: bool = False, fps: float = 24, size: int | None = None, easing: str = "linear",
-               progress: ProgressCallback | None = None, resample: str | None = None) -> Path:
-        """Write the interpolation through the keyframes `seeds` (seeds, THIS, projection files: keyframes.py) to a GIF
-        (looping forever) or an MP4, frames scaled to `size` px (default: the model's resolution). Everything
-        is validated before any work; progress(fraction, text) is called per frame (and, when edits need
-        them, while the directions are computed). Returns the path."""
-        from .export import FORMATS, GIF_MAX_FPS
-        out = check_out_path(out, tuple(FORMATS))
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 240:
-            raise ExplorerError(f"fps must be a number in (0, 240], got {fps!r}")
-        if out.suffix.lower() == ".gif" and fps > GIF_MAX_FPS:
-            raise ExplorerError(f"GIF plays at most {GIF_MAX_FPS} fps: lower --fps or write an .mp4")
-        check_size(size)
-        n = self.check_path(seeds, frames_per_segment, space, loop, easing, self.check_state(state))
-        if any(e.strength != 0 for e in state.edits):   # compute them now, with progress
-            self.directions(state.directions, progress=progress)
-        from .export import export_frames
-        hook = None if progress is None else (lambda done, total: progress(done / n, f"frame {done}/{n}"))
-        return export_frames(self.frames(state, seeds, frames_per_segment, space, loop, easing), out, fps=fps,
-                             size=size, num_frames=n, progress=hook, resample=resample, loop=True)
-
 
 # ---- shared engines --------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from explorer.engine import Engine, labelled_strip, load_session, open_engine
+from explorer.engine import Engine, load_session, open_engine
+from explorer.images import labelled_strip
 from explorer.session import (DirectionSettings, Edit, ExplorerError, ExplorerState, format_edit, parse_edit)
 from gan.io.checkpoint import load_model, save_model
 

@@ -11,7 +11,8 @@ import gradio as gr
 
 from gan.seeds import parse_seeds
 
-from ..engine import MAX_GRID_SEEDS, check_seeds
+from ..checks import check_seeds
+from ..engine import MAX_GRID_SEEDS
 from ..export import GIF_MAX_FPS
 from ..keyframes import describe, parse_keyframes
 from ..session import ExplorerError
