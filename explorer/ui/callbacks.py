@@ -115,7 +115,7 @@ class Callbacks:
         the state is the one shown)."""
         if user is None:
             return {}
-        with user.lock, self.render_lane:
+        with user.lock:   # the render lane is held by the event (layout.hot)
             engine = self.engine(user.state)
             new = engine.check_state(make(user.state, engine))
             if new == user.state:   # e.g. the .change a widget's own correction fires: shown already
@@ -309,7 +309,7 @@ class Callbacks:
         """A tab opened: its images, for the state shown."""
         if user is None:
             return {self.view: name}
-        with user.lock, self.render_lane:
+        with user.lock:
             return {self.view: name, **self.panels(self.engine(user.state), user.state, name)}
 
     # ---- models and sessions (the load lane) ---------------------------------------------------

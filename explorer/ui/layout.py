@@ -7,8 +7,9 @@ an output, and the panels that change with the model or a loaded session (direct
 mixing layers) are rebuilt with @gr.render when their key state changes, instead of being updated.
 
 Lanes: the image events (hot()) skip gradio's queue, one HTTP round trip instead of a queue join and
-an event stream (60-90 ms less per slider move, bench/ui.py); at most render_workers of them render at
-once (a semaphore, Callbacks.change), and since the queue is what carries gr.Warning and gr.Error
+an event stream (60-90 ms less per slider move, bench/ui.py); at most render_workers of them run at
+once (an asyncio semaphore, hot(): one waiting for its turn holds none of the worker threads that
+every event's callback and pre/postprocessing share), and since the queue is what carries gr.Warning and gr.Error
 toasts, what they say of their input, or why they refuse it, goes to the note under the image. Model loads and session loads (which may compute
 PCA directions) run in the queue's "load" lane, exports in "export" and mixing grids in "grid", one at
 a time each, so slow work never holds a render slot. One user's events are kept in order by that
@@ -16,10 +17,10 @@ user's lock (callbacks.UserSession).
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import tempfile
-import threading
 from pathlib import Path
 
 import gradio as gr
@@ -121,7 +122,7 @@ class ExplorerUI(Panels, Files, Callbacks):
         # image shown, p50 192-230 ms through the queue, 124-138 without). Their lane is render_lane.
         self.hot_options = dict(trigger_mode="always_last", show_progress="hidden", queue=False,
                                 api_visibility="private")
-        self.render_lane = threading.BoundedSemaphore(self.render_workers)
+        self.render_lane = asyncio.Semaphore(self.render_workers)
         self.demo = self.build()
 
     def model_choices(self, extra: str | None = None, extra_label: str | None = None) -> list:
@@ -220,8 +221,7 @@ class ExplorerUI(Panels, Files, Callbacks):
         callback says of the input (widgets.notify: "truncation 5 is out of range: using 1.5"), and an
         input it refuses (gr.Error, in bold), go to the note under the image, which each such event
         rewrites (these events skip the queue, which is what carries gr.Warning and gr.Error toasts)."""
-        @functools.wraps(fn)
-        def with_note(*args):
+        def run(*args):
             with collecting_notes() as notes:
                 try:
                     out = fn(*args)
@@ -231,6 +231,15 @@ class ExplorerUI(Panels, Files, Callbacks):
             if not changed and not notes:   # nothing new (a widget's echo of its own correction)
                 return gr.skip()
             return {**changed, self.image_note: " · ".join(notes)}
+
+        # Async, so that an event waits for its turn in the render lane on the event loop, then renders
+        # in a thread of asyncio's own pool. A sync callback would wait in one of gradio's worker
+        # threads, a pool of 40 that every event's callback and pre/postprocessing share: a crowd of
+        # slider moves blocked there would hold up everyone's exports and model loads.
+        @functools.wraps(fn)
+        async def with_note(*args):
+            async with self.render_lane:
+                return await asyncio.to_thread(run, *args)
         event = listener(with_note, inputs, [*outputs, self.image_note], js=MARK_BUSY,
                          **{**self.hot_options, **options})
         event.then(None, js=CLEAR_BUSY)   # .then: after success and after an error alike
