@@ -6,7 +6,8 @@
 Each row times full training steps (every phase, lazy regularisation included) of the trainer
 classes the training loop uses, on random data, after warm-up steps. CPU runs at 64x64 take
 minutes per row (the default 64 px model has 128 channels): use --res 32 for a quick look.
-On CPU the baseline is 1 thread and the variant all threads (torch default, at most --threads);
+On CPU the baseline is 1 thread and the variant all threads (torch default, at most --threads), both
+in the trainer's default memory format (channels-last);
 on a GPU the baseline is fp32 and the variants channels-last, bf16 autocast + channels-last,
 and (with --compile) torch.compile on top. Ratios are against the baseline measured in the
 same run. Model sizes are the training command's defaults for the resolution (see
@@ -32,11 +33,12 @@ from gan.training.stylegan2 import StyleGAN2Trainer  # noqa: E402
 
 
 def time_steps(arch: str, res: int, batch: int, steps: int, warmup: int, device: str, precision: str = "fp32",
-               channels_last: bool = False, compile_: bool = False) -> tuple[float, int]:
+               channels_last: bool | None = None, compile_: bool = False) -> tuple[float, int]:
     """img/s over `steps` training steps (after `warmup`), and the G parameter count."""
     cfg = TrainConfig(arch=arch, data="bench", resolution=res, channels=3, batch=batch, kimg=1, out="-",
                       precision=precision, channels_last=channels_last, compile=compile_, augment="none",
                       pggan_batch=f"{res}:{batch}").resolve()
+    channels_last = cfg.uses_channels_last  # None: the trainer's default
     dist = Dist(device)
     torch.manual_seed(0)
     model_cfg = cfg.model_config()
@@ -84,7 +86,7 @@ def main(argv=None) -> int:
     device = "cuda" if cuda else "cpu"
 
     if cuda:
-        variants = [("fp32", dict()), ("fp32 + channels-last", dict(channels_last=True)),
+        variants = [("fp32", dict(channels_last=False)), ("fp32 + channels-last", dict(channels_last=True)),
                     ("bf16 + channels-last", dict(precision="bf16", channels_last=True))]
         if args.compile:
             variants.append(("bf16 + channels-last + compile", dict(precision="bf16", channels_last=True,

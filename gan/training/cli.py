@@ -95,7 +95,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt(g, "--device", str, "where to train", choices=("auto", "cpu", "cuda"))
     opt(g, "--precision", str, "fp32, or bf16 autocast", choices=("fp32", "bf16"))
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                   help="channels-last memory format [default: on for CUDA]")
+                   help="channels-last memory format [default: on]")
     g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS,
                    help="torch.compile the main (non-regularisation) passes")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,

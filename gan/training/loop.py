@@ -83,7 +83,7 @@ def _train(cfg: TrainConfig, dist: Dist) -> Path:
     G = build_generator(model_cfg).to(device).train().requires_grad_(False)
     D = build_discriminator(model_cfg).to(device).train().requires_grad_(False)
     G_ema = copy.deepcopy(G).eval()
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    channels_last = cfg.uses_channels_last
     if channels_last:
         for net in (G, D, G_ema):
             net.to(memory_format=torch.channels_last)
