@@ -39,14 +39,15 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
+    weight = (f * gain).to(x.dtype).flip([0, 1])[None, None].repeat(c, 1, 1, 1)
     px0, px1, py0, py1 = pad
+    if px0 == px1 == py0 == py1 >= 0:
+        # The same sums as padding, filtering and taking every down-th pixel, without the padded copy (and its
+        # backward) and computing only the pixels kept (the D's skips and down-convs, in training)
+        return F.conv2d(x, weight, padding=px0, stride=down, groups=c)
     x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
     x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
-    weight = (f * gain).to(x.dtype).flip([0, 1])[None, None].repeat(c, 1, 1, 1)
-    x = F.conv2d(x, weight, groups=c)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+    return F.conv2d(x, weight, stride=down, groups=c)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, factor: int = 2) -> torch.Tensor:
