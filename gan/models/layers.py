@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .conv_grad import conv2d
 from .fused_act import fused_bias_act
 
 LRELU_GAIN = math.sqrt(2.0)
@@ -69,7 +70,8 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up
     """Conv with optional 2x FIR up- or down-sampling, as the official conv2d_resample.
 
     x [N, C_in, H, W], w [C_out, C_in / groups, k, k]. Up: strided transposed conv, then FIR.
-    Down: FIR, then strided conv (1x1 kernels: FIR-downsample first, then conv).
+    Down: FIR, then strided conv (1x1 kernels: FIR-downsample first, then conv). The convs are
+    conv_grad.conv2d's (penalties differentiate them twice).
     """
     kw = w.shape[-1]
     px0 = px1 = padding
@@ -83,10 +85,10 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up
             px1 += (fw - down) // 2
     if kw == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, pad=(px0, px1, px0, px1))
-        return F.conv2d(x, w, groups=groups)
+        return conv2d(x, w, groups=groups)
     if down > 1 and up == 1:
         x = upfirdn2d(x, f, pad=(px0, px1, px0, px1))
-        return F.conv2d(x, w, stride=down, groups=groups)
+        return conv2d(x, w, stride=down, groups=groups)
     if up > 1:
         # Transposed conv wants [C_in, C_out / groups, k, k].
         if groups == 1:
@@ -99,7 +101,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up
         pt = max(min(-px0, -px1), 0)
         x = F.conv_transpose2d(x, wt, stride=up, padding=pt, groups=groups)
         return upfirdn2d(x, f, pad=(px0 + pt, px1 + pt, px0 + pt, px1 + pt), gain=up ** 2)
-    return F.conv2d(x, w, padding=px0, groups=groups)
+    return conv2d(x, w, padding=px0, groups=groups)
 
 
 # ---- activation ----------------------------------------------------------------------------------

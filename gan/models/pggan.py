@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
+from .conv_grad import conv2d
 from .layers import FOLD_MIN_PIXELS, MinibatchStdLayer, fast_path_applies, normalize_2nd_moment, normalize_2nd_moment_
 from .stylegan2 import check_noise_mode
 
@@ -66,7 +67,7 @@ class EqualizedConv2d(nn.Module):
         self.padding = kernel_size // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)  # WGAN-GP differentiates it twice
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         """forward() for inference. Large inputs: channels-last, the scaled weight written once in that

@@ -1,0 +1,57 @@
+"""conv_grad.conv2d (the training path's conv, whose backward is written as convolutions) gives F.conv2d's
+values and first- and second-order gradients (the gradient penalties differentiate a conv's backward)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan.models.conv_grad import conv2d
+
+ATOL = 1e-4
+SHAPES = {  # (stride, padding, kernel, input size, groups)
+    "3x3 same": (1, 1, 3, 8, 1),
+    "3x3 stride 2, odd input": (2, 0, 3, 9, 1),
+    "3x3 stride 2, even input": (2, 1, 3, 8, 1),
+    "1x1": (1, 0, 1, 5, 1),
+    "grouped": (1, 1, 3, 6, 2),
+}
+
+
+def make(case, dtype=torch.float32, seed=0):
+    stride, padding, k, size, groups = SHAPES[case]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 4, size, size, generator=g, dtype=dtype).requires_grad_(True)
+    w = torch.randn(6, 4 // groups, k, k, generator=g, dtype=dtype).requires_grad_(True)
+    b = torch.randn(6, generator=g, dtype=dtype).requires_grad_(True)
+    return x, w, b, dict(stride=stride, padding=padding, groups=groups)
+
+
+@pytest.mark.parametrize("case", SHAPES)
+def test_values_and_first_and_second_order_gradients_equal_f_conv2d(case):
+    x, w, b, kw = make(case)
+    results = []
+    for f in (conv2d, F.conv2d):
+        y = f(x, w, b, **kw)
+        v = torch.linspace(-1, 1, y.numel()).reshape(y.shape)
+        gx, gw, gb = torch.autograd.grad((y * v).sum(), [x, w, b], create_graph=True)
+        # R1-like: the input gradient's squared norm (depends on the weight), plus the weight gradient's
+        # (depends on the input)
+        second = torch.autograd.grad(gx.square().sum() + gw.square().sum(), [x, w])
+        results.append([y, gx, gw, gb, *second])
+    for got, want in zip(*results):
+        assert got.shape == want.shape and (got - want).abs().max() < ATOL * max(1.0, want.abs().max())
+
+
+@pytest.mark.parametrize("case", SHAPES)
+def test_gradcheck_and_gradgradcheck_in_float64(case):
+    x, w, b, kw = make(case, torch.float64, seed=1)
+    fn = lambda x, w, b: conv2d(x, w, b, **kw)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+def test_channels_last_inputs_give_the_same_gradients():
+    x, w, b, kw = make("3x3 same")
+    xc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    grads = [torch.autograd.grad(conv2d(t, w, b, **kw).square().sum(), [t, w, b]) for t in (x, xc)]
+    for got, want in zip(*grads):
+        assert (got - want).abs().max() < ATOL * max(1.0, want.abs().max())
