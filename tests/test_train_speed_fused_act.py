@@ -21,6 +21,7 @@ CASES = {  # (lrelu, gain, clamp)
     "lrelu, no clamp": (True, 2 ** 0.5, None),
     "linear, clamp (toRGB)": (False, 1.0, 1.5),
     "linear, gain, no clamp": (False, 0.7, None),
+    "bias only (toRGB without a clamp)": (False, 1.0, None),
 }
 
 
