@@ -25,8 +25,9 @@ SG2_PATHS = {
     "fold everywhere, one sample at a time, transposed convs": dict(
         FOLD_MIN_PIXELS=0, PER_SAMPLE_MIN_RES=4, CONV_UP_MATMUL_MAX_PIXELS=0),
     "scale activations everywhere, batched, matmul up-convs": dict(
-        FOLD_MIN_PIXELS=BIG, PER_SAMPLE_MIN_RES=BIG, CONV_UP_MATMUL_MAX_PIXELS=BIG),
-    "mixed": dict(FOLD_MIN_PIXELS=8 * 8, PER_SAMPLE_MIN_RES=16, CONV_UP_MATMUL_MAX_PIXELS=4 * 4),
+        FOLD_MIN_PIXELS=BIG, PER_SAMPLE_MIN_RES=BIG, CONV_UP_MATMUL_MAX_PIXELS=BIG, CONV_UP_MATMUL_MIN_CHANNELS=0),
+    "mixed": dict(FOLD_MIN_PIXELS=8 * 8, PER_SAMPLE_MIN_RES=16, CONV_UP_MATMUL_MAX_PIXELS=4 * 4,
+                  CONV_UP_MATMUL_MIN_CHANNELS=0),
 }
 PG_PATHS = {
     "defaults": {},

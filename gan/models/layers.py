@@ -236,9 +236,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 # run channels-last; smaller ones (512-channel weights on a few pixels) leave the weight as stored and scale
 # the activations, which costs less than rewriting the weight.
 FOLD_MIN_PIXELS = 64 * 64
-# Inference: 2x upsampling convs on inputs up to this many pixels use a matmul and col2im rather than
-# oneDNN's transposed conv (see conv_up2_fir).
+# Inference: 2x upsampling convs with at least this many input channels, on at most this many input
+# pixels in the whole batch, use a matmul and col2im rather than oneDNN's transposed conv (see
+# conv_up2_fir). Measured with 2 threads: the matmul wins at 512 channels up to batch 1 x 16x16,
+# 4 x 8x8, 16 x 4x4 (by 10-30%), and loses at 256 channels and below even at batch 1, and on larger
+# batches (2-3x slower at batch 32, which training's D phase runs without autograd).
 CONV_UP_MATMUL_MAX_PIXELS = 16 * 16
+CONV_UP_MATMUL_MIN_CHANNELS = 512
 
 
 def fast_path_applies(*tensors: torch.Tensor) -> bool:

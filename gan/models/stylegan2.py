@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
-from .layers import (CONV_UP_MATMUL_MAX_PIXELS, FOLD_MIN_PIXELS, LRELU_GAIN, Conv2dLayer, FullyConnectedLayer,
-                     MinibatchStdLayer, bias_act, conv_up2_fir, demodulation_coefficients, fast_path_applies,
-                     make_fir_filter, modulated_conv2d, modulated_weight, noise_act_clamp_, normalize_2nd_moment,
-                     laid_out_weight, scale_channels, tap_square_sums, upsample2d, upsample2d_fast)
+from .layers import (CONV_UP_MATMUL_MAX_PIXELS, CONV_UP_MATMUL_MIN_CHANNELS, FOLD_MIN_PIXELS, LRELU_GAIN, Conv2dLayer,
+                     FullyConnectedLayer, MinibatchStdLayer, bias_act, conv_up2_fir, demodulation_coefficients,
+                     fast_path_applies, make_fir_filter, modulated_conv2d, modulated_weight, noise_act_clamp_,
+                     normalize_2nd_moment, laid_out_weight, scale_channels, tap_square_sums, upsample2d,
+                     upsample2d_fast)
 
 NOISE_MODES = ("const", "random", "none")
 # Inference on a CPU: blocks from this resolution on run one sample at a time, each sample's style folded
@@ -148,9 +149,9 @@ class SynthesisLayer(nn.Module):
         n, _, h, wd = x.shape
         cl = torch.channels_last
         if self.up > 1:
-            # oneDNN's transposed conv wants channels-last (NCHW is several times slower); on small inputs
-            # a matmul with the weight as [O * 9, I] is faster still (conv_up2_fir)
-            transposed = h * wd > CONV_UP_MATMUL_MAX_PIXELS
+            # oneDNN's transposed conv wants channels-last (NCHW is several times slower); on small, wide
+            # inputs a matmul with the weight as [O * 9, I] is faster still (conv_up2_fir)
+            transposed = n * h * wd > CONV_UP_MATMUL_MAX_PIXELS or x.shape[1] < CONV_UP_MATMUL_MIN_CHANNELS
             if transposed:
                 x = x.contiguous(memory_format=cl)
             if n == 1:
