@@ -415,9 +415,11 @@ def test_compute_metrics_swd_and_msssim_on_a_tiny_generator(tiny_grey_generator,
     assert all(np.isfinite(v) for v in results.values())
     assert results["swd"] > 0 and 0 <= results["msssim"] <= 1
     # Same seed, same numbers (generated seeds 0..num-1, seeded real sample and projections).
-    # Batch size changes nothing either: patch positions are drawn image by image.
+    # Batch size changes nothing either: patch positions are drawn image by image. (Only the rounding:
+    # oneDNN picks its convolution kernels by shape, so images of batches of 16 and 32 differ by ~3e-6,
+    # and the SWD by ~1.5e-6 relative; other patches would move it by far more than 1e-5.)
     again = compute_metrics(tiny_grey_generator, ds, "swd", num=64, batch=16, progress=False)
-    assert again["swd"] == pytest.approx(results["swd"], rel=1e-6)
+    assert again["swd"] == pytest.approx(results["swd"], rel=1e-5)
 
 
 def test_compute_metrics_fid_kid_pr_through_a_torchscript_extractor_and_caches_real_features(
