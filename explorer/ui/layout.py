@@ -67,8 +67,8 @@ CSS_TEMPLATE = """
 @keyframes gle-spin { to { transform: rotate(360deg); } }
 @keyframes gle-show { to { opacity: 1; } }
 .dir-row { align-items: flex-end; gap: 6px; }
-/* The layer boxes are narrow: room for "13 · 256x256" beside the dropdown's arrow (drawn over the text
-   otherwise), and an ellipsis rather than overlap if it still does not fit. */
+/* The layer boxes are narrow: room for "13 · 256px" beside the dropdown's arrow (drawn over the text
+   otherwise), and an ellipsis rather than overlap if a label ("17 · 1024px") still does not fit. */
 .dir-row .layer { padding-left: 6px !important; padding-right: 6px !important; }
 .dir-row .layer .wrap-inner { padding-left: 6px; padding-right: 2px; }
 .dir-row .layer input { padding-right: 18px !important; text-overflow: ellipsis; }
