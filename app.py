@@ -42,6 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "divided by --threads)")
     p.add_argument("--max-upload-mb", type=int, default=None, help="largest model file a user may upload, in MB "
                    "(default 1024)")
+    p.add_argument("--preview-after-ms", type=float, default=None, metavar="MS",
+                   help="a model whose renders take MS or more shows a lower-stage preview of each new image "
+                        "first (default 500; 0: every model that can)")
     p.add_argument("--vgg16", metavar="FILE", default=None, help="VGG16 (+ LPIPS) weights, a safetensors file made "
                    "by `python -m explorer lpips-weights`: projections add LPIPS to their loss")
     return p.parse_args(argv)
@@ -112,7 +115,9 @@ def main(argv=None) -> int:
     if model is None:
         print(f"no model in {models_dir}: the page will ask for a model folder", file=sys.stderr)
     ui.ExplorerUI(model, models_dir, public=public, render_workers=render_workers(args, threads),
-                  max_upload_mb=args.max_upload_mb or ui.MAX_UPLOAD_MB, lpips=lpips).launch(host=host, port=port)
+                  max_upload_mb=args.max_upload_mb or ui.MAX_UPLOAD_MB, lpips=lpips,
+                  preview_after_s=ui.PREVIEW_AFTER_S if args.preview_after_ms is None else args.preview_after_ms / 1000,
+                  ).launch(host=host, port=port)
     return 0
 
 

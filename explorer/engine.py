@@ -307,11 +307,15 @@ class Engine(Stages, Animation):
         synthesis = self.synthesis_for(state)
         if self.arch == "pggan" or not BlockCache.applies(synthesis, ws):
             return self.render_ws(ws, state.noise_mode, noise_seed=state.seed, synthesis=synthesis)
+        return self._block_render(synthesis, ws, state)
+
+    def _block_render(self, synthesis, ws: torch.Tensor, state: ExplorerState, until: int | None = None):
+        """BlockCache.render of the state's ws, its 'random' noise seeded as render_ws seeds it."""
         if state.noise_mode != "random":
-            return self._blocks.render(synthesis, ws, state.noise_mode, None)
-        with self._lock, torch.random.fork_rng(devices=[]):   # seeded as render_ws seeds it
+            return self._blocks.render(synthesis, ws, state.noise_mode, None, until=until)
+        with self._lock, torch.random.fork_rng(devices=[]):
             torch.manual_seed(state.seed)
-            return self._blocks.render(synthesis, ws, "random", state.seed)
+            return self._blocks.render(synthesis, ws, "random", state.seed, until=until)
 
     def render(self, state: ExplorerState, size: int | None = None, resample: str | None = None) -> Image.Image:
         """The state's image as PIL ('RGB' or 'L'), optionally scaled to `size` px. LRU-cached by the

@@ -30,6 +30,7 @@ import torch
 from gan.models.layers import fast_path_applies
 
 DEFAULT_BYTES = 256 << 20
+PREVIEW_SHARE = 1 / 3   # of a render's conv MACs, at most, before its early preview (preview_block)
 
 
 def _nbytes(*tensors: torch.Tensor | None) -> int:
@@ -93,12 +94,35 @@ class BlockCache:
                 return i, True, x, img
         return 0, False, None, None
 
+    @staticmethod
+    def preview_block(synthesis, share: float = PREVIEW_SHARE) -> int | None:
+        """Index of the block whose skip image is the early preview of a render: the last one (never the
+        final block) that the render reaches within `share` of its convolution MACs (weights x the pixels
+        each conv reads: an up-conv reads its input's). None when no block but the last fits."""
+        costs = []
+        for res in synthesis.block_resolutions:
+            block = getattr(synthesis, f"b{res}")
+            costs.append(sum(layer.weight.numel() * (res // layer.up) ** 2 for layer in block.layers())
+                         + block.torgb.weight.numel() * res ** 2)
+        total, reached, found = sum(costs), 0, None
+        for i, cost in enumerate(costs[:-1]):
+            reached += cost
+            if reached > share * total:
+                break
+            found = i
+        return found
+
     @torch.inference_mode()
-    def render(self, synthesis, ws: torch.Tensor, noise_mode: str, noise_key) -> torch.Tensor:
+    def render(self, synthesis, ws: torch.Tensor, noise_mode: str, noise_key,
+               until: int | None = None) -> torch.Tensor | None:
         """The image [1, C, R, R] of ws [1, num_ws, w_dim], as synthesis(ws, noise_mode) gives it.
         noise_key: what the noise inputs depend on besides the mode (the seed that draws 'random' noise
         and the synthesis object, whose const maps a projection may replace). The caller seeds torch's
-        generator for 'random' noise, as for a full render."""
+        generator for 'random' noise, as for a full render.
+
+        until: stop after block `until` and return its skip image [1, C, r, r] (a lower stage of the
+        image, kept like the rest: the render of the same ws resumes after it), or None when the render
+        would resume past that block (the edit does not change that stage)."""
         ws = ws.to(torch.float32)
         noises = iter(synthesis.noise_inputs(noise_mode, 1, ws.device))
         # Per block: (block, index of its first w, its noise inputs). Its features read
@@ -120,7 +144,9 @@ class BlockCache:
                 done = end
                 keys.append((base, kind, digest.copy().hexdigest()))
         first, skip_only, x, img = self._restart(features_keys, skip_keys)
-        for i in range(first, len(plan)):
+        if until is not None and first > until:
+            return None
+        for i in range(first, len(plan) if until is None else until + 1):
             block, w0, block_noise = plan[i]
             last = i == len(plan) - 1   # its outputs are the image: nothing restarts after them
             if not (skip_only and i == first):

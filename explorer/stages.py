@@ -15,6 +15,7 @@ from gan.io.images import to_uint8, uint8_to_pil
 
 from .checks import check_size
 from .images import labelled_strip
+from .incremental import BlockCache
 from .session import ExplorerError, ExplorerState
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,35 @@ class Stages:
             pil = uint8_to_pil(to_uint8(img)[0]).resize((size, size), STAGE_RESAMPLE[resample])
             out.append(StageImage(res, f"{res}x{res}", pil))
         return out
+
+    @torch.inference_mode()
+    def early_preview(self, state: ExplorerState, size: int | None = None,
+                      resample: str = "nearest") -> StageImage | None:
+        """A lower stage of the state's image (the skip branch's RGB after the block that a render
+        reaches within a third of its work, incremental.preview_block), upscaled to `size` px
+        (default: the model's resolution) with 'nearest' or 'bilinear', as stage_previews:
+        the first part of the very forward pass that render(state) then continues from the block cache.
+        None where it would not help: the image is rendered already, the edit leaves that stage as it
+        was (it starts at later layers), or the model is not rendered block by block (PGGAN, a batch
+        that is not the CPU fast path) or is too small to have such a stage."""
+        check_size(size)
+        if resample not in STAGE_RESAMPLE:
+            raise ExplorerError(f"previews resample with nearest or bilinear, not {resample!r}")
+        with self._lock:
+            if ("render", state, None, None) in self._renders:
+                return None
+        ws, synthesis = self.ws(state), self.synthesis_for(state)
+        if self.arch == "pggan" or not BlockCache.applies(synthesis, ws):
+            return None
+        block = BlockCache.preview_block(synthesis)
+        if block is None:
+            return None
+        img = self._block_render(synthesis, ws, state, until=block)
+        if img is None:
+            return None
+        res = img.shape[-1]
+        pil = uint8_to_pil(to_uint8(img)[0]).resize((size or self.img_resolution,) * 2, STAGE_RESAMPLE[resample])
+        return StageImage(res, f"{res}x{res}", pil)
 
     def stage_strip(self, state: ExplorerState, size: int | None = None, resample: str = "nearest") -> Image.Image:
         """stage_previews side by side in one image, each labelled with its resolution."""

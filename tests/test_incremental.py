@@ -86,3 +86,70 @@ def test_a_zero_byte_cache_still_renders_every_image(model):
     engine = Engine(model, show_bars=False, block_cache_bytes=0)
     state = engine.default_state(seed=9)
     assert torch.equal(engine.render_tensor(state), full_render(engine, state)) and engine._blocks.bytes == 0
+
+
+# ---- the early preview: a lower stage of the same forward pass, which the render then continues ----
+
+def block_flops(engine) -> list[float]:
+    """FLOPs of each block of one image through the reference path, as torch's FlopCounterMode counts
+    them per module: independent of the MAC estimate preview_block makes from the weight shapes."""
+    from torch.utils.flop_counter import FlopCounterMode
+    synthesis = engine.G.synthesis
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        synthesis(engine.ws(engine.default_state(seed=0)), noise_mode="const", reference=True)
+    per_module = counter.get_flop_counts()
+    names = {name.rsplit(".", 1)[-1]: flops for name, flops in per_module.items()}
+    return [sum(names[f"b{r}"].values()) for r in synthesis.block_resolutions]
+
+
+@pytest.mark.parametrize("res", [64, 256])
+def test_the_preview_block_is_the_last_within_a_third_of_the_flops(tmp_path, res):
+    from gan.commands import new_model
+    from explorer.incremental import PREVIEW_SHARE, BlockCache
+    cfg = tiny_config("stylegan2", img_resolution=res, channel_base=16 * res, channel_max=64)
+    engine = Engine(new_model(tmp_path / "m", cfg, seed=0), show_bars=False)
+    flops = block_flops(engine)
+    cumulative = [sum(flops[:i + 1]) / sum(flops) for i in range(len(flops))]
+    block = BlockCache.preview_block(engine.G.synthesis)
+    assert block is not None and block < len(flops) - 1
+    assert cumulative[block] <= PREVIEW_SHARE < cumulative[block + 1], cumulative
+
+
+def test_an_early_preview_is_a_stage_of_the_image_and_the_render_continues_from_it(model):
+    from explorer.incremental import BlockCache
+    engine = Engine(model, show_bars=False)
+    synthesis = engine.G.synthesis
+    block = BlockCache.preview_block(synthesis)
+    res = synthesis.block_resolutions[block]
+    state = engine.default_state(seed=5, truncation_psi=0.7, directions=FAST)
+    # The stage strip's image of that stage (a separate full forward pass), at the same size:
+    for resample in ("nearest", "bilinear"):
+        engine._blocks.clear()
+        preview = engine.early_preview(state, size=200, resample=resample)
+        stage = next(s for s in engine.stage_previews(state, size=200, resample=resample) if s.resolution == res)
+        assert preview.resolution == res and preview.image.size == (200, 200)
+        assert list(preview.image.getdata()) == list(stage.image.getdata())
+        engine.clear_cache()
+    engine._blocks.clear()
+    engine.early_preview(state)
+    convs_before = engine._blocks.features_run
+    image = engine.render_tensor(state)    # resumes after the preview's block, bitwise a full render
+    assert engine._blocks.features_run - convs_before == len(synthesis.block_resolutions) - block - 1
+    assert torch.equal(image, full_render(engine, state))
+
+
+def test_no_early_preview_where_it_would_not_help(model, tiny_pggan):
+    from explorer.incremental import BlockCache
+    engine = Engine(model, show_bars=False)
+    state = engine.default_state(seed=6, directions=FAST)
+    engine.render(state)
+    assert engine.early_preview(state) is None                 # the image is rendered already
+    synthesis = engine.G.synthesis
+    # The preview block's toRGB reads w index `torgb` (the next block's conv0 reads it too).
+    torgb = sum(getattr(synthesis, f"b{r}").num_conv
+                for r in synthesis.block_resolutions[:BlockCache.preview_block(synthesis) + 1])
+    assert engine.early_preview(state.with_edit(1, 2.0, torgb + 1, None)) is None   # leaves that stage as it is
+    assert engine.early_preview(state.with_edit(1, 2.0, torgb, None)) is not None   # its toRGB changes it
+    assert engine.early_preview(state.with_edit(1, 2.5, 0, None)) is not None
+    pg = Engine(tiny_pggan, show_bars=False)
+    assert pg.early_preview(pg.default_state(seed=1)) is None  # one latent for every layer: no block cache

@@ -15,11 +15,11 @@ from pathlib import Path
 from ..engine import open_engine
 from .api import API_VERSION
 from .callbacks import DEFAULT_PSI, DISPLAY_SIZE, MAX_UPLOAD_MB
-from .layout import ExplorerUI
+from .layout import PREVIEW_AFTER_S, ExplorerUI
 from .models import MODELS_DIR, ModelRoots, default_model, list_models, resolve_model
 
-__all__ = ["API_VERSION", "DEFAULT_PSI", "DISPLAY_SIZE", "ExplorerUI", "MAX_UPLOAD_MB", "MODELS_DIR", "ModelRoots", "default_model",
-           "list_models", "resolve_model", "warm_up"]
+__all__ = ["API_VERSION", "DEFAULT_PSI", "DISPLAY_SIZE", "ExplorerUI", "MAX_UPLOAD_MB", "MODELS_DIR", "PREVIEW_AFTER_S",
+           "ModelRoots", "default_model", "list_models", "resolve_model", "warm_up"]
 
 
 def warm_up(model: str | Path, **engine_kwargs) -> None:

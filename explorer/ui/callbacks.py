@@ -43,6 +43,10 @@ class UserSession:
     def __init__(self, state: ExplorerState):
         self.state = state
         self.lock = threading.RLock()
+        # When the image shown is an early preview of state's: the tab it was made for (Callbacks.finish
+        # renders the rest), and the asyncio task doing so (layout.hot).
+        self.previewed: str | None = None
+        self.rest = None
 
 
 def corrected(widget, used, typed) -> dict:
@@ -120,8 +124,33 @@ class Callbacks:
             new = engine.check_state(make(user.state, engine))
             if new == user.state:   # e.g. the .change a widget's own correction fires: shown already
                 return {}
+            # (Not on the stages tab: its strip takes a forward pass of its own, which gives the image too.)
+            preview = self.early_preview(engine, new) if view != "stages" else None
+            if preview is not None:   # the rest of the forward pass starts at once (finish, layout.hot)
+                user.state, user.previewed = new, view
+                return {self.image: preview.image}
             out = self.panels(engine, new, view)
-            user.state = new
+            user.state, user.previewed = new, None
+        return out
+
+    def early_preview(self, engine: Engine, state: ExplorerState):
+        """A slow model's image at a lower stage first (Engine.early_preview), when its renders take
+        preview_after_s or more (measured when it opened)."""
+        render_s = self._render_s.get(str(engine.model_path))
+        if render_s is None or render_s < self.preview_after_s:
+            return None
+        # Nearest: a 512 px PNG of a bilinear upscale takes ~5x as long to encode (up to 100 ms).
+        return engine.early_preview(state, size=DISPLAY_SIZE)
+
+    def finish(self, user: UserSession) -> dict:
+        """After an early preview (change), the full images of the user's latest state, for the tab
+        the preview was made in; {} when the image shown is final. The render resumes from the
+        preview's blocks (the block cache)."""
+        with user.lock:
+            if user.previewed is None:
+                return {}
+            out = self.panels(self.engine(user.state), user.state, user.previewed)
+            user.previewed = None
         return out
 
     # ---- the hot events ----------------------------------------------------------------------

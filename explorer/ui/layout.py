@@ -31,7 +31,7 @@ from ..session import MAX_SEED, NOISE_MODES
 from . import errors
 from .api import register_api
 from .callbacks import (DEFAULT_PSI, DIRECTIONS_STEP, EXPORT_KEEP_S, MAX_UPLOAD_MB, PSI_RANGE, UPLOAD_SUFFIXES,
-                        Callbacks, display_name)
+                        Callbacks, UserSession, display_name)
 from .errors import bind
 from .files import Files
 from .models import MODELS_DIR, ModelRoots
@@ -45,6 +45,12 @@ NO_MODEL_PUBLIC = ("### No model installed\nThis server has no model in its mode
                    "network .pkl or a zipped model folder above.")
 SHOW_EXPLORER = "() => { document.getElementById('explorer')?.classList.remove('gle-hidden'); }"
 BUSY_DELAY_MS = 150
+# A model whose renders take this long (measured when it opens) shows an early preview first: the image
+# at a lower stage of the same forward pass (Callbacks.change), then the image (Callbacks.finish).
+# bench/preview.py (the browser on the same 2 cores): at 1024 px the preview comes at 0.56 s and the
+# image at 2.6-2.9 s; at 256 px (renders of 0.2-0.4 s) at 0.27 s against 0.56 s, and the image ~10%
+# later than without: a blocky flash before every image of a model that fast is more noise than help.
+PREVIEW_AFTER_S = 0.5
 # Run in the browser before an image event is sent: mark the image busy, pass the inputs through.
 MARK_BUSY = ("(...args) => { document.getElementById('image')?.classList.add('gle-busy'); "
              "return args.length === 1 ? args[0] : args; }")
@@ -102,10 +108,12 @@ class ExplorerUI(Panels, Files, Callbacks):
 
     public: the trust mode (see models.py). render_workers: renders run at once. max_upload_mb: the
     largest model file a user may upload. lpips: an explorer.lpips.LPIPS that projections add to their
-    loss (the operator's weights file, loaded once; None: pixels and D features only)."""
+    loss (the operator's weights file, loaded once; None: pixels and D features only). preview_after_s:
+    a model whose renders take this many seconds or more shows an early preview first (see hot())."""
 
     def __init__(self, model: str | Path | None = None, models_dir: str | Path = MODELS_DIR,
-                 public: bool = False, render_workers: int = 1, max_upload_mb: int = MAX_UPLOAD_MB, lpips=None):
+                 public: bool = False, render_workers: int = 1, max_upload_mb: int = MAX_UPLOAD_MB, lpips=None,
+                 preview_after_s: float = PREVIEW_AFTER_S):
         self.roots = ModelRoots(Path(models_dir), public=public)
         self.lpips = lpips
         self.max_upload_mb = max(1, int(max_upload_mb))
@@ -115,6 +123,7 @@ class ExplorerUI(Panels, Files, Callbacks):
         self.render_workers = max(1, int(render_workers))
         self.export_root = Path(tempfile.gettempdir()) / "gle-exports"
         self._render_s: dict[str, float] = {}     # model path -> seconds of one uncached render
+        self.preview_after_s = preview_after_s    # renders this slow show an early preview first
         self._versions = itertools.count(1)       # makes every panel key new, so it re-renders
         self.fast = dict(trigger_mode="always_last", show_progress="hidden", concurrency_id="render",
                          concurrency_limit=self.render_workers, api_visibility="private")
@@ -221,28 +230,59 @@ class ExplorerUI(Panels, Files, Callbacks):
         callback says of the input (widgets.notify: "truncation 5 is out of range: using 1.5"), and an
         input it refuses (gr.Error, in bold), go to the note under the image, which each such event
         rewrites (these events skip the queue, which is what carries gr.Warning and gr.Error toasts)."""
-        def run(*args):
+        def run(*args, step=fn, notes_too=True):
             with collecting_notes() as notes:
                 try:
-                    out = fn(*args)
+                    out = step(*args)
                 except gr.Error as e:   # outside the queue gr.Error shows nothing: the note says it
                     return {self.image_note: f"**{e.message}**"}
             changed = out if isinstance(out, dict) and "__type__" not in out else {}   # not gr.skip()
-            if not changed and not notes:   # nothing new (a widget's echo of its own correction)
+            if not changed and not (notes and notes_too):   # nothing new (a widget's echo of its own correction)
                 return gr.skip()
-            return {**changed, self.image_note: " · ".join(notes)}
+            # The second step keeps the first's note: it is about the input, which it does not see.
+            return {**changed, self.image_note: " · ".join(notes)} if notes_too else changed
 
         # Async, so that an event waits for its turn in the render lane on the event loop, then renders
         # in a thread of asyncio's own pool. A sync callback would wait in one of gradio's worker
         # threads, a pool of 40 that every event's callback and pre/postprocessing share: a crowd of
         # slider moves blocked there would hold up everyone's exports and model loads.
+        lane, finish = self.render_lane, bind(self.finish)
+        listed = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        at = next((i for i, c in enumerate(listed) if c is self.state), None)   # where the UserSession is
+
+        async def finishing(user: UserSession):   # the rest of a previewed render, still in the lane
+            try:
+                return await asyncio.to_thread(run, user, step=finish, notes_too=False)
+            finally:
+                lane.release()
+
         @functools.wraps(fn)
         async def with_note(*args):
-            async with self.render_lane:
-                return await asyncio.to_thread(run, *args)
+            await lane.acquire()
+            try:
+                out = await asyncio.to_thread(run, *args)
+            except BaseException:
+                lane.release()
+                raise
+            user = args[at] if at is not None else None
+            if isinstance(user, UserSession) and user.previewed is not None:
+                # An early preview: the rest of its forward pass goes on now, while the preview travels
+                # to the page, which then asks for the rest (second_step) and gets it when it is done.
+                user.rest = asyncio.create_task(finishing(user))
+            else:
+                lane.release()
+            return out
+
+        async def second_step(user):
+            if not isinstance(user, UserSession) or user.rest is None:
+                return gr.skip()
+            rest, user.rest = user.rest, None
+            return await rest
         event = listener(with_note, inputs, [*outputs, self.image_note], js=MARK_BUSY,
                          **{**self.hot_options, **options})
-        event.then(None, js=CLEAR_BUSY)   # .then: after success and after an error alike
+        # .then: after success and after an error alike; the busy mark stays on a preview till the end.
+        event.then(second_step, self.state, [*self.out, self.image_note], **self.hot_options) \
+             .then(None, js=CLEAR_BUSY)
         return event
 
     @property
