@@ -229,7 +229,11 @@ class ExplorerUI(Panels, Files, Callbacks):
         BUSY_DELAY_MS, so a fast model never flickers and a slow one is never a frozen page. What the
         callback says of the input (widgets.notify: "truncation 5 is out of range: using 1.5"), and an
         input it refuses (gr.Error, in bold), go to the note under the image, which each such event
-        rewrites (these events skip the queue, which is what carries gr.Warning and gr.Error toasts)."""
+        rewrites (these events skip the queue, which is what carries gr.Warning and gr.Error toasts).
+
+        Each event has a second step (.then). When the first showed an early preview of a slow model
+        (Callbacks.change), the rest of the render went on at once, holding the render lane, and the
+        second step answers with its images; otherwise the second step answers nothing at once."""
         def run(*args, step=fn, notes_too=True):
             with collecting_notes() as notes:
                 try:
