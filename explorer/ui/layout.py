@@ -55,6 +55,10 @@ PREVIEW_AFTER_S = 0.5
 MARK_BUSY = ("(...args) => { document.getElementById('image')?.classList.add('gle-busy'); "
              "return args.length === 1 ? args[0] : args; }")
 CLEAR_BUSY = "() => { document.getElementById('image')?.classList.remove('gle-busy'); }"
+# After an image event, given the rest ticket (hot): a new ticket means an early preview is shown and the
+# rest is coming (its event clears the mark); the same ticket, that the event is done.
+CLEAR_BUSY_UNLESS_PREVIEW = ("(ticket) => { const seen = window.gleRestTicket ?? 0; window.gleRestTicket = ticket; "
+                             "if (ticket === seen) document.getElementById('image')?.classList.remove('gle-busy'); }")
 CSS_TEMPLATE = """
 .gle-hidden { display: none !important; }
 #image img, #mix_a img, #mix_b img, #mix_out img, #grid_image img, #stages img, #snapshots img,
@@ -125,6 +129,7 @@ class ExplorerUI(Panels, Files, Callbacks):
         self._render_s: dict[str, float] = {}     # model path -> seconds of one uncached render
         self.preview_after_s = preview_after_s    # renders this slow show an early preview first
         self._versions = itertools.count(1)       # makes every panel key new, so it re-renders
+        self._tickets = itertools.count(1)        # rest tickets (hot): each new one asks a page for the rest
         self.fast = dict(trigger_mode="always_last", show_progress="hidden", concurrency_id="render",
                          concurrency_limit=self.render_workers, api_visibility="private")
         # The image events skip gradio's queue (module docstring; bench/ui.py, one run: slider release ->
@@ -196,6 +201,8 @@ class ExplorerUI(Panels, Files, Callbacks):
                     self.image = Image(type="pil", format="png", show_label=False, interactive=False,
                                        buttons=["download", "fullscreen"], elem_id="image")
                     self.image_note = gr.Markdown("", elem_id="image_note")
+                    # Set by an image event that showed an early preview: its change asks for the rest.
+                    self.rest_ticket = gr.Number(0, visible=False, elem_id="rest_ticket")
             self.wire(demo)
             register_api(self)
         demo.queue(default_concurrency_limit=1, max_size=256)
@@ -231,9 +238,10 @@ class ExplorerUI(Panels, Files, Callbacks):
         input it refuses (gr.Error, in bold), go to the note under the image, which each such event
         rewrites (these events skip the queue, which is what carries gr.Warning and gr.Error toasts).
 
-        Each event has a second step (.then). When the first showed an early preview of a slow model
-        (Callbacks.change), the rest of the render went on at once, holding the render lane, and the
-        second step answers with its images; otherwise the second step answers nothing at once."""
+        After an early preview of a slow model (Callbacks.change) the rest of the render goes on at
+        once, holding the render lane, and the event hands the page a new rest ticket, whose change
+        fetches the rest (collect_rest). An event without a preview has no second step (an always-run
+        .then step with the image outputs cost 30-40 ms per slider move on the default model)."""
         def run(*args, step=fn, notes_too=True):
             with collecting_notes() as notes:
                 try:
@@ -250,15 +258,9 @@ class ExplorerUI(Panels, Files, Callbacks):
         # in a thread of asyncio's own pool. A sync callback would wait in one of gradio's worker
         # threads, a pool of 40 that every event's callback and pre/postprocessing share: a crowd of
         # slider moves blocked there would hold up everyone's exports and model loads.
-        lane, finish = self.render_lane, bind(self.finish)
+        lane = self.render_lane
         listed = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         at = next((i for i, c in enumerate(listed) if c is self.state), None)   # where the UserSession is
-
-        async def finishing(user: UserSession):   # the rest of a previewed render, still in the lane
-            try:
-                return await asyncio.to_thread(run, user, step=finish, notes_too=False)
-            finally:
-                lane.release()
 
         @functools.wraps(fn)
         async def with_note(*args):
@@ -269,25 +271,32 @@ class ExplorerUI(Panels, Files, Callbacks):
                 lane.release()
                 raise
             user = args[at] if at is not None else None
-            if isinstance(user, UserSession) and user.previewed is not None:
+            if isinstance(user, UserSession) and user.previewed is not None and isinstance(out, dict):
                 # An early preview: the rest of its forward pass goes on now, while the preview travels
-                # to the page, which then asks for the rest (second_step) and gets it when it is done.
-                user.rest = asyncio.create_task(finishing(user))
-            else:
-                lane.release()
+                # to the page, which then asks for the rest (the ticket's change: collect_rest).
+                user.rest = asyncio.create_task(self.finishing(user, run))
+                return {**out, self.rest_ticket: next(self._tickets)}
+            lane.release()
             return out
-
-        async def second_step(user):
-            if not isinstance(user, UserSession) or user.rest is None:
-                return gr.skip()
-            rest, user.rest = user.rest, None
-            return await rest
-        event = listener(with_note, inputs, [*outputs, self.image_note], js=MARK_BUSY,
+        event = listener(with_note, inputs, [*outputs, self.image_note, self.rest_ticket], js=MARK_BUSY,
                          **{**self.hot_options, **options})
-        # .then: after success and after an error alike; the busy mark stays on a preview till the end.
-        event.then(second_step, self.state, [*self.out, self.image_note], **self.hot_options) \
-             .then(None, js=CLEAR_BUSY)
+        # .then: after success and after an error alike; after a preview, the busy mark stays till the rest.
+        event.then(None, self.rest_ticket, js=CLEAR_BUSY_UNLESS_PREVIEW)
         return event
+
+    async def finishing(self, user: UserSession, run):
+        """The rest of a previewed render (Callbacks.finish), in the render lane that its event holds."""
+        try:
+            return await asyncio.to_thread(run, user, step=bind(self.finish), notes_too=False)
+        finally:
+            self.render_lane.release()
+
+    async def collect_rest(self, user):
+        """The rest of the render an image event previewed (its task: hot), when it is done."""
+        if not isinstance(user, UserSession) or user.rest is None:
+            return gr.skip()
+        rest, user.rest = user.rest, None
+        return await rest
 
     @property
     def out(self) -> list:
@@ -296,6 +305,8 @@ class ExplorerUI(Panels, Files, Callbacks):
 
     def wire(self, demo: gr.Blocks) -> None:
         view, state, out, fast = self.view, self.state, self.out, self.fast
+        self.rest_ticket.change(self.collect_rest, state, [*out, self.image_note], **self.hot_options) \
+            .then(None, js=CLEAR_BUSY)
         # Each control is an output of its own event: it shows the value used (clamped, rounded).
         self.hot(self.seed.input, bind(self.set_seed), [view, state, self.seed, self.keyframes],
                  [self.seed, *out, self.keyframes])
