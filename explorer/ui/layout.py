@@ -13,7 +13,8 @@ every event's callback and pre/postprocessing share), and since the queue is wha
 toasts, what they say of their input, or why they refuse it, goes to the note under the image. Model loads and session loads (which may compute
 PCA directions) run in the queue's "load" lane, exports in "export" and mixing grids in "grid", one at
 a time each, so slow work never holds a render slot. One user's events are kept in order by that
-user's lock (callbacks.UserSession).
+user's lock (callbacks.UserSession). A slow model's image events show an early preview, then the
+image from the rest of the same forward pass (hot(), PREVIEW_AFTER_S).
 """
 from __future__ import annotations
 
