@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .conv_grad import conv2d
+from .fused_act import LRELU_SLOPE
 from .layers import FOLD_MIN_PIXELS, MinibatchStdLayer, fast_path_applies, normalize_2nd_moment, normalize_2nd_moment_
 from .stylegan2 import check_noise_mode
 
@@ -123,7 +124,7 @@ class EqualizedLinear(nn.Module):
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2)
+    return F.leaky_relu(x, LRELU_SLOPE)
 
 
 class GeneratorBlock(nn.Module):
@@ -155,10 +156,10 @@ class GeneratorBlock(nn.Module):
         polyphase, channels-last from FOLD_MIN_PIXELS on."""
         if self.res == 4:
             x = self.dense.forward_fast(x).reshape(x.shape[0], -1, 4, 4).add_(self.dense_bias.reshape(1, -1, 1, 1))
-            x = normalize_2nd_moment_(F.leaky_relu_(x, 0.2))
-            return normalize_2nd_moment_(F.leaky_relu_(self.conv.forward_fast(x), 0.2))
-        x = normalize_2nd_moment_(F.leaky_relu_(self.conv0.forward_up2_nearest(x), 0.2))
-        return normalize_2nd_moment_(F.leaky_relu_(self.conv1.forward_fast(x), 0.2))
+            x = normalize_2nd_moment_(F.leaky_relu_(x, LRELU_SLOPE))
+            return normalize_2nd_moment_(F.leaky_relu_(self.conv.forward_fast(x), LRELU_SLOPE))
+        x = normalize_2nd_moment_(F.leaky_relu_(self.conv0.forward_up2_nearest(x), LRELU_SLOPE))
+        return normalize_2nd_moment_(F.leaky_relu_(self.conv1.forward_fast(x), LRELU_SLOPE))
 
 
 class StageProgress(nn.Module):
