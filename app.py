@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(default 1024)")
     p.add_argument("--preview-after-ms", type=float, default=None, metavar="MS",
                    help="a model whose renders take MS or more shows a lower-stage preview of each new image "
-                        "first (default 500; 0: every model that can)")
+                        "first (default 500; 0: every model that can, 1e9: none)")
     p.add_argument("--vgg16", metavar="FILE", default=None, help="VGG16 (+ LPIPS) weights, a safetensors file made "
                    "by `python -m explorer lpips-weights`: projections add LPIPS to their loss")
     return p.parse_args(argv)
