@@ -18,20 +18,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from ui_helpers import App, launch_browser, open_explorer  # noqa: E402
+from ui_helpers import WATCH_IMAGE_LOADS, App, launch_browser, open_explorer  # noqa: E402
 
 # performance.now() of the seed typed (its box's input event) and of each main-image load.
 PAGE_CLOCK = """() => {
   window.__gle = {typed: null, shown: []};
   document.querySelector('#seed input').addEventListener('input', () => {
     window.__gle.typed = performance.now(); window.__gle.shown = []; }, true);
-  const watch = img => img.addEventListener('load', () => window.__gle.shown.push(performance.now()));
-  const root = document.querySelector('#image');
-  root.querySelectorAll('img').forEach(watch);
-  new MutationObserver(ms => { for (const m of ms) for (const node of m.addedNodes) {
-    if (node.tagName === 'IMG') watch(node); else node.querySelectorAll?.('img').forEach(watch); } })
-    .observe(root, {subtree: true, childList: true});
-}"""
+""" + WATCH_IMAGE_LOADS + "}"
 IDLE = "() => !document.querySelector('#image').classList.contains('gle-busy') && window.__gle.shown.length > 0"
 
 

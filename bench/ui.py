@@ -18,7 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from ui_helpers import App, img_src, launch_browser, open_page, open_tab, set_number, wait_src_change  # noqa: E402
+from ui_helpers import (WATCH_IMAGE_LOADS, App, img_src, launch_browser, open_page, open_tab,  # noqa: E402
+                        set_number, wait_src_change)
 
 TARGET_MS = 100   # issue #14: slider release -> new image, p50
 
@@ -34,13 +35,7 @@ PAGE_CLOCK = """() => {
   window.__gle = {release: null, shown: []};
   document.addEventListener('pointerup', e => {
     if (e.target.type === 'range') window.__gle.release = performance.now(); }, true);
-  const watch = img => img.addEventListener('load', () => window.__gle.shown.push(performance.now()));
-  const root = document.querySelector('#image');
-  root.querySelectorAll('img').forEach(watch);
-  new MutationObserver(ms => { for (const m of ms) for (const node of m.addedNodes) {
-    if (node.tagName === 'IMG') watch(node); else node.querySelectorAll?.('img').forEach(watch); } })
-    .observe(root, {subtree: true, childList: true});
-}"""
+""" + WATCH_IMAGE_LOADS + "}"
 
 
 def slider_releases(page, n: int, rng: random.Random, in_page: list | None = None) -> list[float]:
@@ -157,6 +152,8 @@ def main(argv=None) -> int:
           f"engine render + resize to 512 px, in this process: {render_ms:.1f} ms (median)")
     print(f"{'measure':<46} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, xs in rows:
+        if not xs:      # e.g. --exports 0
+            continue
         ms = [1000 * x for x in xs]
         print(f"{name:<46} {len(ms):>3} {percentile(ms, 0.5):>8.0f} {percentile(ms, 0.95):>8.0f} "
               f"{statistics.fmean(ms):>8.0f}")

@@ -21,6 +21,17 @@ CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                "--disable-dev-shm-usage"]
 IMAGE = "#image"
+# JS statements (for a function body that has made window.__gle = {shown: [], ...}): push performance.now()
+# to window.__gle.shown at each load of the main image's <img>, old or new. bench/ui.py and
+# bench/preview.py time the page by it.
+WATCH_IMAGE_LOADS = """
+  const watch = img => img.addEventListener('load', () => window.__gle.shown.push(performance.now()));
+  const root = document.querySelector('#image');
+  root.querySelectorAll('img').forEach(watch);
+  new MutationObserver(ms => { for (const m of ms) for (const node of m.addedNodes) {
+    if (node.tagName === 'IMG') watch(node); else node.querySelectorAll?.('img').forEach(watch); } })
+    .observe(root, {subtree: true, childList: true});
+"""
 
 
 def free_port() -> int:
