@@ -115,13 +115,14 @@ def test_the_preview_block_is_the_last_within_a_third_of_the_flops(tmp_path, res
     assert cumulative[block] <= PREVIEW_SHARE < cumulative[block + 1], cumulative
 
 
-def test_an_early_preview_is_a_stage_of_the_image_and_the_render_continues_from_it(model):
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_an_early_preview_is_a_stage_of_the_image_and_the_render_continues_from_it(model, noise_mode):
     from explorer.incremental import BlockCache
     engine = Engine(model, show_bars=False)
     synthesis = engine.G.synthesis
     block = BlockCache.preview_block(synthesis)
     res = synthesis.block_resolutions[block]
-    state = engine.default_state(seed=5, truncation_psi=0.7, directions=FAST)
+    state = engine.default_state(seed=5, truncation_psi=0.7, noise_mode=noise_mode, directions=FAST)
     # The stage strip's image of that stage (a separate full forward pass), at the same size:
     for resample in ("nearest", "bilinear"):
         engine._blocks.clear()
