@@ -79,7 +79,7 @@ def test_a_seed_change_shows_a_lower_stage_then_the_image(page, engine):
     preview = engine.early_preview(target, size=DISPLAY_SIZE)
     assert preview is not None and preview.resolution < engine.img_resolution
     assert len(images) == 2, [busy for _, busy in images]
-    (first, first_busy), (last, last_busy) = images
+    (first, first_busy), (last, _) = images
     assert np.array_equal(first, np.asarray(preview.image.convert("RGB")))
     assert first_busy                 # the preview is shown marked busy: the image is still coming
     assert np.array_equal(last, np.asarray(engine.render(target, size=DISPLAY_SIZE).convert("RGB")))
