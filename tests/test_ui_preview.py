@@ -107,3 +107,20 @@ def test_quick_moves_end_on_the_last_value(page, engine):
     final = np.asarray(engine.render(state(engine, seed=24), size=DISPLAY_SIZE).convert("RGB"))
     assert np.array_equal(images[-1][0], final)
     assert np.array_equal(fetch_pixels(page, page.locator(f"{IMAGE} img").first.get_attribute("src")), final)
+
+
+def test_a_flood_of_seeds_ends_on_the_last_and_leaves_the_render_lane_free(page, engine):
+    # 25 seeds typed without waiting for any image: each event, and each rest of a previewed render,
+    # must give the render lane back (a leak would hang every later event), and the page ends on the
+    # last seed's full image; one more seed after the flood still renders.
+    def flood():
+        box = page.locator("#seed input").first
+        for seed in range(100, 125):
+            box.fill(str(seed))
+            box.press("Tab")
+    images = shown_after(page, flood)
+    assert np.array_equal(images[-1][0], np.asarray(engine.render(state(engine, seed=124), size=DISPLAY_SIZE)
+                                                    .convert("RGB")))
+    images = shown_after(page, lambda: set_number(page, "#seed", 7))
+    assert np.array_equal(images[-1][0], np.asarray(engine.render(state(engine, seed=7), size=DISPLAY_SIZE)
+                                                    .convert("RGB")))
