@@ -38,6 +38,19 @@ def _stage_order(folder: Path):
     return (0, int(head), folder.name) if head.isdigit() else (1, 0, folder.name)
 
 
+def check_resample(resample: str, what: str) -> None:
+    if resample not in STAGE_RESAMPLE:
+        raise ExplorerError(f"{what} resample with nearest or bilinear, not {resample!r}")
+
+
+def stage_image(img: torch.Tensor, size: int, resample: str, res: int | None = None) -> StageImage:
+    """A stage's image [1, C, r, r] in about [-1, 1] as a StageImage upscaled to `size` px, labelled 'rxr'
+    (res: the stage's resolution, default the image's own)."""
+    res = res or img.shape[-1]
+    pil = uint8_to_pil(to_uint8(img.cpu())[0]).resize((size, size), STAGE_RESAMPLE[resample])
+    return StageImage(res, f"{res}x{res}", pil)
+
+
 class Stages:
     """Mixed into Engine (which holds the model, its caches and their lock)."""
 
@@ -47,17 +60,12 @@ class Stages:
         RGB after each block; PGGAN: each depth's toRGB), each upscaled to `size` px (default: the
         model's resolution) with 'nearest' or 'bilinear', labelled 'RxR'."""
         check_size(size)
-        if resample not in STAGE_RESAMPLE:
-            raise ExplorerError(f"stage previews resample with nearest or bilinear, not {resample!r}")
+        check_resample(resample, "stage previews")
         size = size or self.img_resolution
         image, stages = self.render_ws(self.ws(state), state.noise_mode, noise_seed=state.seed, return_stages=True,
                                        synthesis=self.synthesis_for(state))
         self._base(state, image)    # the same forward pass gives the image: render(state) need not run it again
-        out = []
-        for res, img in zip(self.stage_resolutions, stages):
-            pil = uint8_to_pil(to_uint8(img)[0]).resize((size, size), STAGE_RESAMPLE[resample])
-            out.append(StageImage(res, f"{res}x{res}", pil))
-        return out
+        return [stage_image(img, size, resample, res) for res, img in zip(self.stage_resolutions, stages)]
 
     @torch.inference_mode()
     def early_preview(self, state: ExplorerState, size: int | None = None,
@@ -70,10 +78,9 @@ class Stages:
         was (it starts at later layers), or the model is not rendered block by block (PGGAN, a batch
         that is not the CPU fast path) or is too small to have such a stage."""
         check_size(size)
-        if resample not in STAGE_RESAMPLE:
-            raise ExplorerError(f"previews resample with nearest or bilinear, not {resample!r}")
+        check_resample(resample, "previews")
         with self._lock:
-            if ("render", state, None, None) in self._renders:
+            if self._render_key(state) in self._renders:   # the image is rendered already
                 return None
         ws, synthesis = self.ws(state), self.synthesis_for(state)
         if self.arch == "pggan" or not BlockCache.applies(synthesis, ws):
@@ -82,11 +89,7 @@ class Stages:
         if block is None:
             return None
         img = self._block_render(synthesis, ws, state, until=block)
-        if img is None:
-            return None
-        res = img.shape[-1]
-        pil = uint8_to_pil(to_uint8(img)[0]).resize((size or self.img_resolution,) * 2, STAGE_RESAMPLE[resample])
-        return StageImage(res, f"{res}x{res}", pil)
+        return None if img is None else stage_image(img, size or self.img_resolution, resample)
 
     def stage_strip(self, state: ExplorerState, size: int | None = None, resample: str = "nearest") -> Image.Image:
         """stage_previews side by side in one image, each labelled with its resolution."""
@@ -119,8 +122,7 @@ class Stages:
         this model's latent space). Unloadable snapshots are skipped with a logged warning.
         Empty when the model has no snapshots."""
         check_size(size)
-        if resample not in STAGE_RESAMPLE:
-            raise ExplorerError(f"snapshots resample with nearest or bilinear, not {resample!r}")
+        check_resample(resample, "snapshots")
         self.check_state(state)
         size = size or self.img_resolution
         shots = []
@@ -138,7 +140,6 @@ class Stages:
             with self._lock, torch.random.fork_rng(devices=[]):
                 torch.manual_seed(state.seed)
                 img = G.synthesis(ws, noise_mode=state.noise_mode)
-            pil = uint8_to_pil(to_uint8(img.cpu())[0]).resize((size, size), STAGE_RESAMPLE[resample])
-            shots.append((res, folder.name, pil))
-        shots.sort(key=lambda s: (s[0], s[1]))
-        return [StageImage(res, f"{res}x{res}", pil) for res, _, pil in shots]
+            shots.append((stage_image(img, size, resample, res), folder.name))
+        shots.sort(key=lambda s: (s[0].resolution, s[1]))
+        return [shot for shot, _ in shots]
