@@ -317,6 +317,11 @@ class Engine(Stages, Animation):
             torch.manual_seed(state.seed)
             return self._blocks.render(synthesis, ws, "random", state.seed, until=until)
 
+    @staticmethod
+    def _render_key(state: ExplorerState, size: int | None = None, resample: str | None = None) -> tuple:
+        """The render cache's key of the state's image at `size` (None, None: at the model's size)."""
+        return ("render", state, size, resample)
+
     def render(self, state: ExplorerState, size: int | None = None, resample: str | None = None) -> Image.Image:
         """The state's image as PIL ('RGB' or 'L'), optionally scaled to `size` px. LRU-cached by the
         full state and display options, and the model-size image by the state alone, so one state
@@ -327,7 +332,7 @@ class Engine(Stages, Animation):
         saved session must reload to exactly the pixels shown. (On a CPU, batching does not pay at
         128 px and up anyway: per image, batch 16 is slower than batch 1 there.)"""
         check_size(size)
-        key = ("render", state, size, resample)
+        key = self._render_key(state, size, resample)
         with self._lock:
             if key in self._renders:
                 self._renders.move_to_end(key)
@@ -339,7 +344,7 @@ class Engine(Stages, Animation):
     def _base(self, state: ExplorerState, tensor: torch.Tensor | None = None) -> Image.Image:
         """The state's image at the model's size (cached; rendered unless `tensor`, its synthesis
         output [1, C, H, W], is given)."""
-        key = ("render", state, None, None)
+        key = self._render_key(state)
         with self._lock:
             if key in self._renders:
                 self._renders.move_to_end(key)
