@@ -40,7 +40,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1,
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    weight = (f * gain).to(x.dtype).flip([0, 1])[None, None].repeat(c, 1, 1, 1)
+    weight = fir_weight(f, c, gain, x.dtype)
     px0, px1, py0, py1 = pad
     if px0 == px1 == py0 == py1 >= 0:
         # The same sums as padding, filtering and taking every down-th pixel, without the padded copy (and its
