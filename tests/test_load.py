@@ -25,10 +25,9 @@ def server(tmp_path_factory):
     new_model(models / "slow-pca", tiny_config("stylegan2", img_resolution=8, z_dim=256, w_dim=256,
                                                mapping_layers=4, channel_max=16), seed=2)
     (models / "DEFAULT").write_text("tiny-sg2\n")
-    app = App(["--public", "--render-workers", "1", "--models-dir", str(models)], root / "app.log", env={"GAN_CACHE_DIR": str(root / "cache")})
-    yield app, root
-    app.stop()
-    app.assert_no_server_errors()
+    with App(["--public", "--render-workers", "1", "--models-dir", str(models)], root / "app.log",
+             env={"GAN_CACHE_DIR": str(root / "cache")}) as app:
+        yield app, root
 
 
 def test_renders_are_served_while_a_model_computes_its_directions(server):

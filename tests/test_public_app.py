@@ -40,13 +40,11 @@ def site(tmp_path_factory):
     new_model(outside / "foreign", tiny_config("stylegan2"), seed=5)
     (models / "escape").symlink_to(outside / "foreign", target_is_directory=True)
     before = tree(outside)
-    app = App(["--public", "--models-dir", str(models)], root / "app.log", env={"GAN_CACHE_DIR": str(cache)})
     from gradio_client import Client
-    client = Client(app.url, verbose=False, download_files=str(root / "downloads"))
-    yield SimpleNamespace(root=root, models=models, outside=outside, cache=cache, app=app, client=client,
-                          outside_before=before)
-    app.stop()
-    app.assert_no_server_errors()
+    with App(["--public", "--models-dir", str(models)], root / "app.log", env={"GAN_CACHE_DIR": str(cache)}) as app:
+        client = Client(app.url, verbose=False, download_files=str(root / "downloads"))
+        yield SimpleNamespace(root=root, models=models, outside=outside, cache=cache, app=app, client=client,
+                              outside_before=before)
 
 
 def call(site, endpoint: str, **kw):

@@ -47,19 +47,15 @@ def models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def app(browser, models):
     """The app on the shipped folder, no --model: it must open the DEFAULT model by itself."""
-    a = App(["--models-dir", str(models.shipped)], models.root / "app.log")
-    print(f"\n[app up in {a.startup_s:.1f}s]")
-    yield a
-    a.stop()
-    a.assert_no_server_errors()
+    with App(["--models-dir", str(models.shipped)], models.root / "app.log") as a:
+        print(f"\n[app up in {a.startup_s:.1f}s]")
+        yield a
 
 
 @pytest.fixture(scope="session")
 def empty_app(browser, models):
-    a = App(["--models-dir", str(models.empty)], models.root / "empty_app.log")
-    yield a
-    a.stop()
-    a.assert_no_server_errors()
+    with App(["--models-dir", str(models.empty)], models.root / "empty_app.log") as a:
+        yield a
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,9 @@ def model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app(browser, model):
-    a = App(["--models-dir", str(model.parent)], model.parent.parent / "app.log",
-            env={"GAN_CACHE_DIR": str(model.parent.parent / "cache")})
-    yield a
-    a.stop()
-    a.assert_no_server_errors()
+    with App(["--models-dir", str(model.parent)], model.parent.parent / "app.log",
+             env={"GAN_CACHE_DIR": str(model.parent.parent / "cache")}) as a:
+        yield a
 
 
 @pytest.fixture(scope="module")

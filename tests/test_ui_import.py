@@ -60,11 +60,9 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(browser, files):
-    a = App(["--models-dir", str(files.empty), "--model", str(files.cond), "--max-upload-mb", "1"],
-            files.root / "app.log", env={"GAN_CACHE_DIR": str(files.root / "cache")})
-    yield a
-    a.stop()
-    a.assert_no_server_errors()
+    with App(["--models-dir", str(files.empty), "--model", str(files.cond), "--max-upload-mb", "1"],
+             files.root / "app.log", env={"GAN_CACHE_DIR": str(files.root / "cache")}) as a:
+        yield a
     assert not files.marker.exists() and not (ROOT / op.MODULE_SRC_MARKER).exists(), "code from a pickle ran"
 
 

@@ -41,10 +41,8 @@ def model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def app(browser, model):
-    a = App(["--models-dir", str(model.parent), "--preview-after-ms", "0"], model.parent.parent / "app.log")
-    yield a
-    a.stop()
-    a.assert_no_server_errors()
+    with App(["--models-dir", str(model.parent), "--preview-after-ms", "0"], model.parent.parent / "app.log") as a:
+        yield a
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,9 @@ def free_port() -> int:
 
 
 class App:
-    """`python app.py ARGS` in a subprocess on a free port; `url` once it answers."""
+    """`python app.py ARGS` in a subprocess on a free port; `url` once it answers. As a context manager
+    (a fixture's `with App(...) as a: yield a`): stopped at the end, and then, unless the block raised,
+    its server log checked for tracebacks (assert_no_server_errors)."""
 
     def __init__(self, args: list[str], log_path: Path, env: dict | None = None, timeout: float = 150):
         self.port = free_port()
@@ -75,6 +77,14 @@ class App:
         that no test may be looking at; the server's log keeps its traceback."""
         log = self.output()
         assert "Traceback" not in log, log[-4000:]
+
+    def __enter__(self) -> "App":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop()
+        if exc_type is None:
+            self.assert_no_server_errors()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
