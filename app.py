@@ -75,6 +75,8 @@ def server_address(args: argparse.Namespace, environ=os.environ) -> tuple[str, i
 
 
 def main(argv=None) -> int:
+    from gan.allocator import keep_freed_memory
+    keep_freed_memory()    # before gradio starts its threads (see gan/allocator.py)
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if os.environ.get("GLE_DEBUG"):  # callback timings

@@ -35,6 +35,7 @@ import torch  # noqa: E402
 from explorer.directions import compute_directions, store, weights_hash  # noqa: E402
 from explorer.engine import Engine  # noqa: E402
 from explorer.session import DirectionSettings, Edit  # noqa: E402
+from gan.allocator import keep_freed_memory  # noqa: E402
 from gan.io.checkpoint import CONFIG_NAME, save_model  # noqa: E402
 from gan.models.config import ModelConfig  # noqa: E402
 from gan.models.networks import build_generator, count_params  # noqa: E402
@@ -122,6 +123,7 @@ def event_rows(res: int, tmp: Path, repeats: int) -> list:
 
 
 def main() -> int:
+    keep_freed_memory()    # as the programs do (gan/allocator.py; bench/allocation.py compares)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the target machine)")
     ap.add_argument("--samples", type=int, default=100_000, help="PCA samples (default 100000)")

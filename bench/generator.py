@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan.allocator import keep_freed_memory  # noqa: E402
 from gan.models.config import ModelConfig  # noqa: E402
 from gan.models.networks import build_generator  # noqa: E402
 from gan.seeds import z_from_seeds  # noqa: E402
@@ -87,6 +88,7 @@ def ms_per_image(G, batch: int, reps: int) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
+    keep_freed_memory()    # as the programs do (gan/allocator.py; bench/allocation.py compares)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=3, help="timed calls per cell (median reported)")
     p.add_argument("--threads", type=int, default=0, help="torch threads for this run (0 = torch default)")

@@ -46,6 +46,7 @@ import torch  # noqa: E402
 from explorer.lpips import load_lpips  # noqa: E402
 from explorer.project import load_discriminator, project, psnr, synthesize  # noqa: E402
 from explorer.sefa import compute_sefa  # noqa: E402
+from gan.allocator import keep_freed_memory  # noqa: E402
 from gan.io.checkpoint import CONFIG_NAME, load_model  # noqa: E402
 from gan.models.config import ModelConfig  # noqa: E402
 from gan.models.networks import build_generator  # noqa: E402
@@ -165,6 +166,7 @@ def bench_sefa(repeats: int = 3) -> list[str]:
 
 
 def main(argv=None) -> None:
+    keep_freed_memory()    # as the programs do (gan/allocator.py; bench/allocation.py compares)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="model folder (default: assets/models/DEFAULT)")
     p.add_argument("--images", type=int, default=20)

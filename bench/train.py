@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan.allocator import keep_freed_memory  # noqa: E402
 from gan.training.augment import AdaptiveAugment  # noqa: E402
 from gan.training.distributed import Dist, autocast_context  # noqa: E402
 from gan.models.networks import build_discriminator, build_generator, count_params  # noqa: E402
@@ -71,6 +72,7 @@ def time_steps(arch: str, res: int, batch: int, steps: int, warmup: int, device:
 
 
 def main(argv=None) -> int:
+    keep_freed_memory()    # as the programs do (gan/allocator.py; bench/allocation.py compares)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--res", type=int, nargs="+", default=[32, 64])
     p.add_argument("--arch", nargs="+", default=["stylegan2", "pggan"])

@@ -1,14 +1,18 @@
-"""What every command line of the project shares: one-line errors (no traceback) and argument types."""
+"""What every command line of the project shares: one-line errors (no traceback), argument types, and malloc
+keeping freed memory (gan/allocator.py)."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 
+from gan.allocator import keep_freed_memory
+
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     """Parse argv and call the chosen command's `func`. User errors (ValueError, OSError: bad
     input, a missing or wrong file) print `error: ...` and return 2; GAN_DEBUG=1 shows the traceback."""
+    keep_freed_memory()    # before any thread starts (see gan/allocator.py)
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0

@@ -6,6 +6,12 @@ import os
 import pytest
 import torch
 
+from gan.allocator import keep_freed_memory
+
+# As the programs do (app.py, the command lines, which some tests call in this process): from the start,
+# so that every test runs under the same malloc settings
+keep_freed_memory()
+
 # Two cores are shared with chromium and subprocesses in the browser tests: keep torch modest.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
