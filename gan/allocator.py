@@ -10,7 +10,7 @@ bench/allocation.py measures it (1024 px synthesis 1.38x; PyTorch's own THP_MEM_
 maps huge pages instead, gave 1.17x there and slowed PGGAN training by a fifth).
 
 The cost: the process keeps the largest heap it has had instead of giving memory back (measured: peak RSS
-+0-12%), and one arena serves all threads (this project's threads allocate few, big blocks). It is a
++0-12% for synthesis, +19-46% for training at 64 px), and one arena serves all threads (this project's threads allocate few, big blocks). It is a
 process-wide setting, so the programs (app.py, `python -m gan`, `python -m explorer`, the benchmarks)
 make it first thing, before other threads start: a thread that already has an arena of its own keeps it,
 and with mmap off its big blocks would go through that arena's 64 MB heaps, which measured slower than
