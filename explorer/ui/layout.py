@@ -48,10 +48,10 @@ SHOW_EXPLORER = "() => { document.getElementById('explorer')?.classList.remove('
 BUSY_DELAY_MS = 150
 # A model whose renders take this long (measured when it opens) shows an early preview first: the image
 # at a lower stage of the same forward pass (Callbacks.change), then the image (Callbacks.finish).
-# bench/preview.py (the browser on the same 2 cores, three runs): at 1024 px the preview comes at
-# 0.56-0.67 s and the image at 2.58-3.32 s (2.74-2.86 s without); at 256 px (renders of 0.2-0.4 s) at
-# 0.27-0.38 s and the image at 0.61-0.83 s against 0.45-0.56 s without: for a model that fast, a
-# blocky flash and a later image.
+# bench/preview.py (the browser on the same 2 cores, two runs): at 1024 px the preview comes at
+# 0.53-0.57 s and the image at 2.16-2.20 s (2.16-2.26 s without); at 256 px (renders of ~0.25 s) at
+# 0.25 s and the image at 0.59 s against 0.48 s without: for a model that fast, a blocky flash and a
+# later image.
 PREVIEW_AFTER_S = 0.5
 # Run in the browser before an image event is sent: mark the image busy, pass the inputs through.
 MARK_BUSY = ("(...args) => { document.getElementById('image')?.classList.add('gle-busy'); "
