@@ -1,8 +1,10 @@
 """conv_grad.conv2d (the training path's conv, whose backward is written as convolutions) gives F.conv2d's
-values and first- and second-order gradients (the gradient penalties differentiate a conv's backward)."""
+values and first- and second-order gradients (the gradient penalties differentiate a conv's backward), and
+computes only the gradients the running backward pass wants."""
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan.models.conv_grad import conv2d
 
@@ -55,3 +57,37 @@ def test_channels_last_inputs_give_the_same_gradients():
     grads = [torch.autograd.grad(conv2d(t, w, b, **kw).square().sum(), [t, w, b]) for t in (x, xc)]
     for got, want in zip(*grads):
         assert (got - want).abs().max() < ATOL * max(1.0, want.abs().max())
+
+
+class ConvBackwardCalls(TorchDispatchMode):
+    """Records the output mask (input, weight, bias) of every convolution_backward that runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.masks = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.convolution_backward.default:
+            self.masks.append(tuple(args[-1]))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("leaf_weight", [True, False], ids=["leaf weight", "scaled weight"])
+def test_a_penalty_first_order_pass_computes_no_weight_gradient(leaf_weight):
+    """autograd.grad(..., inputs=x) wants only x's gradient: the weight and bias gradients are neither computed
+    nor lost for a later backward that wants them."""
+    x, w0, b, kw = make("3x3 same")
+    w = w0 if leaf_weight else w0 * 2.0
+    y = conv2d(x, w, b, **kw)
+    with ConvBackwardCalls() as calls:
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    assert not any(mask[1] or mask[2] for mask in calls.masks)  # the input gradient is a transposed conv
+    with ConvBackwardCalls() as calls:
+        (gw, gb) = torch.autograd.grad(y.square().sum(), [w0, b], retain_graph=True)
+    assert any(mask[1] and mask[2] for mask in calls.masks)
+    want = torch.autograd.grad(F.conv2d(x, w, b, **kw).square().sum(), [w0, b], retain_graph=True)
+    for got, ref in zip((gw, gb), want):
+        assert (got - ref).abs().max() < ATOL * ref.abs().max()
+    # and the penalty's own backward still reaches the weight (through the input gradient)
+    gx.square().sum().backward()
+    assert w0.grad is not None and w0.grad.abs().sum() > 0

@@ -8,6 +8,11 @@ PGGAN's 64-channel 32 px convs 45 ms a call and 12 ms a copy, ~10% of a training
 written as the ops it computes: the input gradient a conv_transpose2d of the output gradient with the same
 weight (whose own backward is a conv and oneDNN's weight-gradient kernel), the weight and bias gradients
 convolution_backward's. Same values as F.conv2d's backward up to float rounding, first and second order.
+
+A custom Function's `needs_input_grad` says only whether an input requires grad, not whether this backward
+pass wants its gradient; autograd's own conv backward asks the engine. So does this one: a penalty's
+first-order pass (`torch.autograd.grad(scores.sum(), images, create_graph=True)`) then computes no weight
+or bias gradients it would throw away (one weight-gradient conv per layer, ~5% of a PGGAN step).
 """
 from __future__ import annotations
 
@@ -15,23 +20,41 @@ import torch
 import torch.nn.functional as F
 
 
+def _wanted(needs_grad: bool, t: torch.Tensor | None) -> bool:
+    """Whether the running backward pass uses the gradient of `t` (an input that requires grad when
+    `needs_grad`): False when the engine will not run the node `t`'s gradient flows into, e.g. a weight's
+    under `torch.autograd.grad(..., inputs=images)`."""
+    if not needs_grad:
+        return False
+    if torch.compiler.is_compiling():  # the engine query is not traceable: compute what may be needed
+        return True
+    return torch._C._will_engine_execute_node(t.grad_fn)
+
+
+def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
+    """`t`, or a view of it when it is a leaf that requires grad: the engine says whether it will run a
+    view's backward node, but refuses to say under autograd.grad whether a leaf's gradient is wanted."""
+    return t.view_as(t) if t is not None and t.requires_grad and t.grad_fn is None else t
+
+
 class _Conv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride: int, padding: int, groups: int):
-        ctx.save_for_backward(x, weight)
-        ctx.conf = (stride, padding, groups, bias is not None)
+        ctx.save_for_backward(x, weight, bias)
+        ctx.conf = (stride, padding, groups)
         return F.conv2d(x, weight, bias, stride, padding, 1, groups)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        stride, padding, groups, has_bias = ctx.conf
+        x, weight, bias = ctx.saved_tensors
+        stride, padding, groups = ctx.conf
+        has_bias = bias is not None
         gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
+        if _wanted(ctx.needs_input_grad[0], x):
             # the transposed conv's size is ambiguous for stride > 1: output_padding restores x's
             out_pad = [x.shape[d] - ((grad.shape[d] - 1) * stride - 2 * padding + weight.shape[d]) for d in (2, 3)]
             gx = F.conv_transpose2d(grad, weight, None, stride, padding, out_pad, groups)
-        want_w, want_b = ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]
+        want_w, want_b = _wanted(ctx.needs_input_grad[1], weight), _wanted(ctx.needs_input_grad[2], bias)
         if want_w or want_b:
             _, gw, gb = torch.ops.aten.convolution_backward(
                 grad, x, weight, [weight.shape[0]] if has_bias else None, [stride] * 2, [padding] * 2, [1, 1],
@@ -46,4 +69,4 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     autocast (which casts F.conv2d's inputs in the forward only), and without autograd, F.conv2d itself."""
     if not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
         return F.conv2d(x, weight, bias, stride, padding, 1, groups)
-    return _Conv2d.apply(x, weight, bias, stride, padding, groups)
+    return _Conv2d.apply(_non_leaf(x), _non_leaf(weight), _non_leaf(bias), stride, padding, groups)
