@@ -26,8 +26,6 @@ def _wanted(needs_grad: bool, t: torch.Tensor | None) -> bool:
     under `torch.autograd.grad(..., inputs=images)`."""
     if not needs_grad:
         return False
-    if torch.compiler.is_compiling():  # the engine query is not traceable: compute what may be needed
-        return True
     return torch._C._will_engine_execute_node(t.grad_fn)
 
 
@@ -66,7 +64,9 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
            padding: int = 0, groups: int = 1) -> torch.Tensor:
     """F.conv2d(x, weight, bias, stride, padding, groups=groups) (x [N, I, H, W], weight [O, I / groups, k, k],
     square stride and padding), differentiable twice through convolutions (see the module doc). Under
-    autocast (which casts F.conv2d's inputs in the forward only), and without autograd, F.conv2d itself."""
-    if not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type):
+    autocast (which casts F.conv2d's inputs in the forward only), without autograd, and under torch.compile
+    (the trainers compile only passes that are differentiated once; inductor failed to lower this backward's
+    depthwise transposed conv), F.conv2d itself."""
+    if not torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type) or torch.compiler.is_compiling():
         return F.conv2d(x, weight, bias, stride, padding, 1, groups)
     return _Conv2d.apply(_non_leaf(x), _non_leaf(weight), _non_leaf(bias), stride, padding, groups)
