@@ -93,11 +93,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "want 100, the official value when fine-tuning)")
     g = parser.add_argument_group("performance")
     opt(g, "--device", str, "where to train", choices=("auto", "cpu", "cuda"))
-    opt(g, "--precision", str, "fp32, or bf16 autocast", choices=("fp32", "bf16"))
+    opt(g, "--precision", str, "fp32, or bf16 autocast (for GPUs: on a CPU bf16 measured ~0.7x fp32)",
+        choices=("fp32", "bf16"))
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                    help="channels-last memory format [default: on]")
     g.add_argument("--compile", action="store_true", default=argparse.SUPPRESS,
-                   help="torch.compile the main (non-regularisation) passes")
+                   help="torch.compile the main (non-regularisation) passes; for GPUs: on a CPU it measured "
+                        "~0.7x eager at 32 px, after a minute of compiling")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=argparse.SUPPRESS,
                    help="no progress bar")
     g.add_argument("--dry-run", action="store_true", help="print the resolved config and stop, writing nothing")
