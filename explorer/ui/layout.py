@@ -109,6 +109,12 @@ footer { display: none !important; }
 CSS = CSS_TEMPLATE.replace("BUSY_DELAY_MS", str(BUSY_DELAY_MS))
 
 
+def _retrieve(task: asyncio.Task) -> None:
+    """Mark a task's outcome as seen (asyncio logs an exception nobody retrieved)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class ExplorerUI(Panels, Files, Callbacks):
     """The Blocks app. Holds components and configuration only; per-user state is in gr.State.
 
@@ -276,6 +282,8 @@ class ExplorerUI(Panels, Files, Callbacks):
             if isinstance(user, UserSession) and user.previewed is not None and isinstance(out, dict):
                 # An early preview: the rest of its forward pass goes on now, while the preview travels
                 # to the page, which then asks for the rest (the ticket's change: collect_rest).
+                if user.rest is not None:   # a rest the page never asked for (its ticket superseded): its
+                    user.rest.add_done_callback(_retrieve)   # error, if any, is not news ("never retrieved")
                 user.rest = asyncio.create_task(self.finishing(user, run))
                 return {**out, self.rest_ticket: next(self._tickets)}
             lane.release()
