@@ -57,9 +57,12 @@ class _ActGrad(torch.autograd.Function):
 class _BiasAct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, b, lrelu: bool, gain: float, clamp: float | None):
-        y = x + b if b is not None else x.clone()
-        if lrelu:
-            F.leaky_relu_(y, LRELU_SLOPE)
+        if b is not None:
+            y = x + b
+            if lrelu:
+                F.leaky_relu_(y, LRELU_SLOPE)
+        else:   # the first op writes the new buffer (a clone and an in-place leaky ReLU were two passes)
+            y = F.leaky_relu(x, LRELU_SLOPE) if lrelu else x.clone()
         if gain != 1:
             y.mul_(gain)
         if clamp is not None:
