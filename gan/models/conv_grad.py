@@ -20,13 +20,16 @@ import torch
 import torch.nn.functional as F
 
 
+# Private, but what torch.autograd.graph.register_multi_grad_hook asks too; without it (another torch),
+# every gradient an input requires is computed, as before.
+_will_engine_execute_node = getattr(torch._C, "_will_engine_execute_node", lambda node: True)
+
+
 def _wanted(needs_grad: bool, t: torch.Tensor | None) -> bool:
     """Whether the running backward pass uses the gradient of `t` (an input that requires grad when
     `needs_grad`): False when the engine will not run the node `t`'s gradient flows into, e.g. a weight's
     under `torch.autograd.grad(..., inputs=images)`."""
-    if not needs_grad:
-        return False
-    return torch._C._will_engine_execute_node(t.grad_fn)
+    return needs_grad and _will_engine_execute_node(t.grad_fn)
 
 
 def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
