@@ -4,6 +4,7 @@ gradients (R1 differentiates D twice), without autograd's per-channel filter gra
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan.models.layers import conv2d_resample, make_fir_filter, upfirdn2d
 
@@ -61,25 +62,27 @@ def test_gradgradcheck_in_float64():
     assert torch.autograd.gradgradcheck(lambda x: upfirdn2d(x, f, down=2, pad=(1, 1, 1, 1)), (x,))
 
 
+class ConvCalls(TorchDispatchMode):
+    """Counts the convolutions (forward and backward) that run."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
 def test_second_order_pass_through_a_fir_filter_runs_no_per_channel_weight_gradient():
     """Autograd's own double backward of a depthwise conv computes the (constant) filter's gradient as one
     convolution per channel; the FIR's conv is conv_grad's, whose second-order pass is one conv per op."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class ConvCalls(TorchDispatchMode):
-        count = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func in (torch.ops.aten.convolution.default, torch.ops.aten.convolution_backward.default):
-                ConvCalls.count += 1
-            return func(*args, **(kwargs or {}))
-
     x = torch.randn(2, 16, 8, 8, requires_grad=True)
     p = torch.randn(1, 16, 1, 1, requires_grad=True)
     for pad in ((2,) * 4, (1, 2, 1, 2)):  # the symmetric padding path and the padded copy's
         y = upfirdn2d(x * p, make_fir_filter(), pad=pad)
         (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
-        ConvCalls.count = 0
-        with ConvCalls():
+        with ConvCalls() as calls:
             gx.square().sum().backward()
-        assert 1 <= ConvCalls.count <= 3, ConvCalls.count
+        assert 1 <= calls.count <= 3, calls.count
