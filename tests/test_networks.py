@@ -74,6 +74,79 @@ def test_modulated_conv_matches_the_per_sample_definition(fused):
     assert torch.allclose(got, torch.cat(expected), atol=1e-5)
 
 
+def official_bias_act(x, b, gain, clamp):
+    """The official bias_act's reference path: leaky ReLU 0.2 of x + b, times gain, clamped."""
+    x = torch.nn.functional.leaky_relu(x + b.reshape(1, -1, 1, 1), 0.2) * gain
+    return x.clamp(-clamp, clamp) if clamp is not None else x
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_synthesis_layer_is_the_official_formula_with_its_gains(fused):
+    # networks.py SynthesisLayer.forward: modulated conv, then + noise * strength, then bias_act(lrelu, gain
+    # sqrt(2) * gain, clamp conv_clamp * gain); written out per sample here (ours folds the gains elsewhere)
+    from gan.models.stylegan2 import SynthesisLayer
+    torch.manual_seed(0)
+    layer = SynthesisLayer(8, 6, 16, resolution=8, conv_clamp=1.5)
+    with torch.no_grad():
+        layer.bias.normal_(0, 0.5)
+        layer.noise_strength.fill_(0.3)
+    x, w = torch.randn(3, 8, 8, 8), torch.randn(3, 16)
+    for gain in (1.0, 0.5 ** 0.5):
+        styles = layer.affine(w)
+        expected = []
+        for n in range(3):
+            wn = layer.weight * styles[n].reshape(1, 8, 1, 1)
+            wn = wn / (wn.square().sum(dim=[1, 2, 3], keepdim=True) + 1e-8).sqrt()
+            expected.append(torch.nn.functional.conv2d(x[n:n + 1], wn, padding=1))
+        v = torch.cat(expected) + layer.noise_const * layer.noise_strength
+        want = official_bias_act(v, layer.bias, 2 ** 0.5 * gain, 1.5 * gain)
+        assert (want.abs() == 1.5 * gain).any() and (want < 0).any()  # both the clamp and the kink are reached
+        got = layer(x, w, noise_mode="const", fused=fused, gain=gain)
+        assert (got - want).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("down", [1, 2])
+def test_a_conv_layer_is_the_official_formula_with_its_gains(down):
+    # networks.py Conv2dLayer.forward: w * weight_gain, conv2d_resample, bias_act(act gain * gain, clamp * gain)
+    from gan.models.layers import Conv2dLayer, conv2d_resample
+    torch.manual_seed(0)
+    layer = Conv2dLayer(8, 6, 3, activation="lrelu", down=down, conv_clamp=1.0)
+    with torch.no_grad():
+        layer.bias.normal_(0, 0.5)
+    x = torch.randn(3, 8, 8, 8)
+    for gain in (1.0, 0.5 ** 0.5):
+        v = conv2d_resample(x, layer.weight / (8 * 9) ** 0.5, make_fir_filter(), down=down, padding=1)
+        want = official_bias_act(v, layer.bias, 2 ** 0.5 * gain, 1.0 * gain)
+        assert (want.abs() == gain).any() and (want < 0).any()
+        assert (layer(x, gain=gain) - want).abs().max() < 1e-5
+
+
+def test_a_conv_layers_gain_costs_no_pass_over_its_output():
+    # The activation gain rides on the weight and bias: forward and backward, no op multiplies an output-sized
+    # tensor by a number (that was one pass each way per layer in training)
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from gan.models.layers import Conv2dLayer
+
+    class ScalarMuls(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.found = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket in (torch.ops.aten.mul, torch.ops.aten.mul_) and out.shape == (4, 6, 8, 8):
+                if not all(isinstance(a, torch.Tensor) and a.numel() > 1 for a in args[:2]):
+                    self.found.append(func)
+            return out
+
+    layer = Conv2dLayer(8, 6, 3, activation="lrelu", conv_clamp=256.0)
+    x, v = torch.randn(4, 8, 8, 8, requires_grad=True), torch.randn(4, 6, 8, 8)
+    with ScalarMuls() as rec:
+        (layer(x, gain=0.5 ** 0.5) * v).sum().backward()
+    assert x.grad is not None and layer.weight.grad is not None
+    assert rec.found == []
+
+
 def test_demodulation_gives_unit_variance_outputs_for_unit_inputs():
     torch.manual_seed(0)
     x = torch.randn(4, 64, 16, 16)

@@ -107,16 +107,19 @@ class SynthesisLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "random",
                 fused: bool = True, gain: float = 1.0) -> torch.Tensor:
         styles = self.affine(w)  # [N, in_channels]
+        # The output gain rides on the demodulation coefficients, the noise strength and the bias (as in
+        # Conv2dLayer.forward: lrelu(g v) = g lrelu(v)), not on a pass over the activations
+        g = LRELU_GAIN * gain
         noise = None
         if noise_mode == "random":
             noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device,
-                                dtype=x.dtype) * self.noise_strength
+                                dtype=x.dtype) * (self.noise_strength * g)
         elif noise_mode == "const":
-            noise = self.noise_const * self.noise_strength
+            noise = self.noise_const * (self.noise_strength * g)
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=1,
-                             resample_filter=self.resample_filter, fused=fused)
+                             resample_filter=self.resample_filter, fused=fused, gain=g)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act="lrelu", gain=LRELU_GAIN * gain, clamp=clamp)
+        return bias_act(x, self.bias * g, act="lrelu", gain=1.0, clamp=clamp)
 
     def _kept(self, name: str, make, *args):
         """make(weight, *args), kept between inference calls until the weight changes: keyed by its storage
