@@ -91,3 +91,68 @@ def test_a_penalty_first_order_pass_computes_no_weight_gradient(leaf_weight):
     # and the penalty's own backward still reaches the weight (through the input gradient)
     gx.square().sum().backward()
     assert w0.grad is not None and w0.grad.abs().sum() > 0
+
+
+# ---- the epilogue: leaky ReLU and clamp on the conv's output --------------------------------------------
+
+EPILOGUES = {"lrelu": (True, None), "lrelu + clamp": (True, 0.7), "clamp": (False, 0.7)}
+
+
+def plain_epilogue(y, lrelu, clamp):
+    """Written with other ops than conv_grad uses (where, minimum / maximum), autograd differentiating it."""
+    if lrelu:
+        y = torch.where(y > 0, y, 0.2 * y)
+    if clamp is not None:
+        y = torch.minimum(torch.maximum(y, torch.tensor(-clamp, dtype=y.dtype)), torch.tensor(clamp, dtype=y.dtype))
+    return y
+
+
+@pytest.mark.parametrize("case", ["3x3 same", "3x3 stride 2, even input", "grouped"])
+@pytest.mark.parametrize("epilogue", EPILOGUES)
+def test_the_epilogue_values_and_gradients_equal_the_plain_ops(case, epilogue):
+    x, w, b, kw = make(case)
+    lrelu, clamp = EPILOGUES[epilogue]
+    results = []
+    for f in (lambda: conv2d(x, w, b, **kw, lrelu=lrelu, clamp=clamp),
+              lambda: plain_epilogue(F.conv2d(x, w, b, **kw), lrelu, clamp)):
+        y = f()
+        v = torch.linspace(-1, 1, y.numel()).reshape(y.shape)
+        gx, gw, gb = torch.autograd.grad((y * v).sum(), [x, w, b], create_graph=True)
+        second = torch.autograd.grad(gx.square().sum() + gw.square().sum(), [x, w])
+        results.append([y, gx, gw, gb, *second])
+    if clamp is not None:
+        assert (results[1][0].abs() == clamp).any()  # the clamp is reached
+    for got, want in zip(*results):
+        assert got.shape == want.shape and (got - want).abs().max() < ATOL * max(1.0, want.abs().max())
+    with torch.no_grad():  # and without autograd
+        assert (conv2d(x, w, b, **kw, lrelu=lrelu, clamp=clamp) - results[1][0]).abs().max() < ATOL
+
+
+@pytest.mark.parametrize("epilogue", EPILOGUES)
+def test_the_epilogue_passes_gradcheck_and_gradgradcheck_in_float64(epilogue):
+    x, w, b, kw = make("3x3 same", torch.float64, seed=1)
+    lrelu, clamp = EPILOGUES[epilogue]
+    fn = lambda x, w, b: conv2d(x, w, b, **kw, lrelu=lrelu, clamp=clamp * 3 if clamp else None)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+
+
+class OpNames(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.name())
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.skipif(not hasattr(torch.ops.mkldnn, "_convolution_pointwise"), reason="a torch without oneDNN")
+@pytest.mark.parametrize("grad", [True, False], ids=["training", "inference"])
+def test_on_a_cpu_the_leaky_relu_is_the_convs_own_post_op(grad):
+    x, w, b, kw = make("3x3 same")
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.set_grad_enabled(grad), OpNames() as ops:
+        y = conv2d(x, w, b, **kw, lrelu=True)
+    assert "mkldnn::_convolution_pointwise" in ops.names and not any("leaky_relu" in n for n in ops.names)
+    assert torch.equal(y, F.leaky_relu(F.conv2d(x, w, b, **kw), 0.2))  # the same numbers as the separate op

@@ -54,6 +54,12 @@ class _ActGrad(torch.autograd.Function):
         return _ActGrad.apply(grad_grad, y, *ctx.params), None, None, None, None
 
 
+def activation_grad(grad: torch.Tensor, y: torch.Tensor, lrelu: bool, gain: float, clamp: float | None) -> torch.Tensor:
+    """grad * dy/dx for y = clamp(act(x) * gain, -clamp, clamp), read from the output y (detached): itself
+    differentiable in grad, by the same multiply (for second-order passes). Also conv_grad's epilogue."""
+    return _ActGrad.apply(grad, y, lrelu, gain, clamp)
+
+
 class _BiasAct(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, b, lrelu: bool, gain: float, clamp: float | None):
@@ -82,7 +88,7 @@ class _BiasAct(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         # y detached: dx's derivative through y is 0, and an edge to y would make a second-order backward
         # carry zeros back through the whole network that made y
-        dx = _ActGrad.apply(grad, y.detach(), *ctx.params)
+        dx = activation_grad(grad, y.detach(), *ctx.params)
         db = dx.sum(dim=ctx.bias_dims, keepdim=True) if ctx.needs_input_grad[1] else None  # b's shape [1, C, 1...]
         return dx, db, None, None, None
 

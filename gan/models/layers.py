@@ -68,13 +68,18 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, factor: int = 2) -> torch.Ten
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up: int = 1,
-                    down: int = 1, padding: int = 0, groups: int = 1) -> torch.Tensor:
+                    down: int = 1, padding: int = 0, groups: int = 1, bias: torch.Tensor | None = None,
+                    lrelu: bool = False, clamp: float | None = None) -> torch.Tensor:
     """Conv with optional 2x FIR up- or down-sampling, as the official conv2d_resample.
 
     x [N, C_in, H, W], w [C_out, C_in / groups, k, k]. Up: strided transposed conv, then FIR.
     Down: FIR, then strided conv (1x1 kernels: FIR-downsample first, then conv). The convs are
-    conv_grad.conv2d's (penalties differentiate them twice).
+    conv_grad.conv2d's (penalties differentiate them twice). Without up-sampling the conv is the last op,
+    and can add a bias [C_out] and end in a leaky ReLU 0.2 and a clamp (conv_grad's epilogue).
     """
+    epilogue = dict(bias=bias, lrelu=lrelu, clamp=clamp)
+    if up > 1 and (bias is not None or lrelu or clamp is not None):
+        raise ValueError("conv2d_resample: an up-sampling conv ends in the FIR, which has no epilogue")
     kw = w.shape[-1]
     px0 = px1 = padding
     if f is not None:
@@ -87,10 +92,10 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up
             px1 += (fw - down) // 2
     if kw == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, pad=(px0, px1, px0, px1))
-        return conv2d(x, w, groups=groups)
+        return conv2d(x, w, groups=groups, **epilogue)
     if down > 1 and up == 1:
         x = upfirdn2d(x, f, pad=(px0, px1, px0, px1))
-        return conv2d(x, w, stride=down, groups=groups)
+        return conv2d(x, w, stride=down, groups=groups, **epilogue)
     if up > 1:
         # Transposed conv wants [C_in, C_out / groups, k, k].
         if groups == 1:
@@ -103,7 +108,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None, up
         pt = max(min(-px0, -px1), 0)
         x = F.conv_transpose2d(x, wt, stride=up, padding=pt, groups=groups)
         return upfirdn2d(x, f, pad=(px0 + pt, px1 + pt, px0 + pt, px1 + pt), gain=up ** 2)
-    return conv2d(x, w, padding=px0, groups=groups)
+    return conv2d(x, w, padding=px0, groups=groups, **epilogue)
 
 
 # ---- activation ----------------------------------------------------------------------------------
@@ -196,9 +201,12 @@ class Conv2dLayer(nn.Module):
         # backward over the output (the same values up to rounding)
         g = self.act_gain * gain
         w = self.weight.to(x.dtype) * (self.weight_gain * g)
-        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding)
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None and self.conv_clamp >= 0 else None
         b = self.bias.to(x.dtype) * g if self.bias is not None else None
+        if self.up == 1:  # the conv is the last op: bias, activation and clamp are its epilogue (conv_grad)
+            return conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding, bias=b,
+                                   lrelu=self.activation == "lrelu", clamp=clamp)
+        x = conv2d_resample(x, w, self.resample_filter, up=self.up, padding=self.padding)
         return bias_act(x, b, act=self.activation, gain=1.0, clamp=clamp)
 
 

@@ -67,8 +67,9 @@ class EqualizedConv2d(nn.Module):
         self.scale = gain / math.sqrt(in_channels * kernel_size ** 2)
         self.padding = kernel_size // 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)  # WGAN-GP differentiates it twice
+    def forward(self, x: torch.Tensor, lrelu: bool = False) -> torch.Tensor:
+        """The conv, then a leaky ReLU 0.2 if `lrelu` (fused into the conv's output on a CPU, see conv_grad)."""
+        return conv2d(x, self.weight * self.scale, self.bias, padding=self.padding, lrelu=lrelu)  # WGAN-GP: twice
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         """forward() for inference. Large inputs: channels-last, the scaled weight written once in that
@@ -150,10 +151,10 @@ class GeneratorBlock(nn.Module):
         if self.res == 4:
             x = self.dense(x).reshape(x.shape[0], -1, 4, 4) + self.dense_bias.reshape(1, -1, 1, 1)
             x = normalize_2nd_moment(lrelu(x))
-            return normalize_2nd_moment(lrelu(self.conv(x)))
+            return normalize_2nd_moment(self.conv(x, lrelu=True))
         x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = normalize_2nd_moment(lrelu(self.conv0(x)))
-        return normalize_2nd_moment(lrelu(self.conv1(x)))
+        x = normalize_2nd_moment(self.conv0(x, lrelu=True))
+        return normalize_2nd_moment(self.conv1(x, lrelu=True))
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         """forward() for inference (layers.fast_path_applies): activations in place, the upsampling conv
@@ -317,7 +318,7 @@ class DiscriminatorBlock(nn.Module):
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return avg_pool2(lrelu(self.conv1(lrelu(self.conv0(x)))))
+        return avg_pool2(self.conv1(self.conv0(x, lrelu=True), lrelu=True))
 
 
 class DiscriminatorEpilogue(nn.Module):
@@ -331,7 +332,7 @@ class DiscriminatorEpilogue(nn.Module):
         self.out = EqualizedLinear(hidden, 1, gain=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = lrelu(self.conv(self.mbstd(x)))
+        x = self.conv(self.mbstd(x), lrelu=True)
         return self.out(lrelu(self.fc(x.flatten(1))))
 
 
@@ -356,11 +357,11 @@ class Discriminator(StageProgress):
         res = self.resolutions[depth]
         if img.shape[-1] != res:
             raise ValueError(f"D at depth {depth} expects {res}x{res} images, got {list(img.shape)}")
-        x = lrelu(getattr(self, f"fromrgb{res}")(img))
+        x = getattr(self, f"fromrgb{res}")(img, lrelu=True)
         for d in range(depth, 0, -1):
             r = self.resolutions[d]
             x = getattr(self, f"b{r}")(x)
             if d == depth and alpha < 1:  # fade-in: blend with the downsampled image's fromRGB
-                y = lrelu(getattr(self, f"fromrgb{r // 2}")(avg_pool2(img)))
+                y = getattr(self, f"fromrgb{r // 2}")(avg_pool2(img), lrelu=True)
                 x = torch.lerp(y, x, alpha)
         return self.b4(x)
