@@ -7,9 +7,11 @@ Second order matters: R1 differentiates D's gradient and path-length regularisat
 """
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import tiny_config
 from gan.models import layers
+from gan.models.conv_grad import conv2d
 from gan.models.fused_act import fused_bias_act
 from gan.models.networks import build_discriminator, build_generator
 from gan.training import losses
@@ -143,3 +145,38 @@ def test_path_length_gradients_of_G_equal_those_of_the_plain_formula(plain_bias_
     assert fused.keys() == want.keys()
     for name in want:
         assert (fused[name] - want[name]).abs().max() < ATOL * max(1.0, want[name].abs().max()), name
+
+
+class BackwardOps(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.name())
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("node", ["fused_bias_act", "conv epilogue"])
+def test_a_clamp_nothing_reaches_costs_no_pass_and_changes_nothing(node):
+    """A clamp (StyleGAN2's 256) that no value reaches is skipped forward and backward, with the same values
+    and gradients; one that some value reaches still masks their gradient."""
+    x, b = inputs()
+    w = torch.randn(4, 4, 3, 3).div_(6).requires_grad_(True)
+    run, unfused = {
+        "fused_bias_act": (lambda c: fused_bias_act(x, b, True, 2 ** 0.5, c),
+                           lambda: torch.nn.functional.leaky_relu(x + b.reshape(1, -1, 1, 1), 0.2) * 2 ** 0.5),
+        "conv epilogue": (lambda c: conv2d(x, w, b, padding=1, lrelu=True, clamp=c),
+                          lambda: torch.nn.functional.leaky_relu(torch.nn.functional.conv2d(x, w, b, padding=1), 0.2)),
+    }[node]
+    for clamp, reached in ((100.0, False), (0.5, True)):
+        y = run(clamp)
+        v = torch.randn_like(y)
+        with BackwardOps() as ops:
+            got = torch.autograd.grad((y * v).sum(), [x, b])
+        assert ("aten::hardtanh_backward" in ops.names) == reached
+        want_y = unfused().clamp(-clamp, clamp)  # autograd's clamp: no gradient where its input was beyond
+        assert (y - want_y).abs().max() < ATOL and (want_y.abs() == clamp).any() == reached
+        want = torch.autograd.grad((want_y * v).sum(), [x, b])
+        for g, h in zip(got, want):
+            assert (g - h).abs().max() < ATOL

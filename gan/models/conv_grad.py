@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .fused_act import LRELU_SLOPE, activation_grad
+from .fused_act import LRELU_SLOPE, activation_grad, clamp_
 
 
 # Private, but what torch.autograd.graph.register_multi_grad_hook asks too; without it (another torch),
@@ -50,8 +50,10 @@ def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
 _conv_pointwise = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
 
 
-def _conv_act(x, weight, bias, stride: int, padding: int, groups: int, lrelu: bool, clamp: float | None):
-    """clamp(leaky_relu(F.conv2d(...)) if lrelu, -clamp, clamp), without autograd."""
+def _conv_act(x, weight, bias, stride: int, padding: int, groups: int, lrelu: bool,
+              clamp: float | None) -> tuple[torch.Tensor, float | None]:
+    """clamp(leaky_relu(F.conv2d(...)) if lrelu, -clamp, clamp) without autograd, and the clamp its backward
+    must apply (None if nothing reached it, see fused_act.clamp_)."""
     if lrelu and _conv_pointwise is not None and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32:
         y = _conv_pointwise(x, weight, bias, [padding] * 2, [stride] * 2, [1, 1], groups, "leaky_relu",
                             [LRELU_SLOPE], "")
@@ -59,15 +61,15 @@ def _conv_act(x, weight, bias, stride: int, padding: int, groups: int, lrelu: bo
         y = F.conv2d(x, weight, bias, stride, padding, 1, groups)
         if lrelu:
             F.leaky_relu_(y, LRELU_SLOPE)
-    return y.clamp_(-clamp, clamp) if clamp is not None else y
+    return y, (clamp_(y, clamp) if clamp is not None else None)
 
 
 class _Conv2d(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride: int, padding: int, groups: int, lrelu: bool, clamp: float | None):
         ctx.conf = (stride, padding, groups)
+        y, clamp = _conv_act(x, weight, bias, stride, padding, groups, lrelu, clamp)
         ctx.act = (lrelu, clamp)
-        y = _conv_act(x, weight, bias, stride, padding, groups, lrelu, clamp)
         # the activation's backward reads the output (its slope is known from where y lies, as in fused_act)
         ctx.save_for_backward(x, weight, bias, y if lrelu or clamp is not None else None)
         return y
@@ -102,7 +104,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     under torch.compile (the trainers compile only passes that are differentiated once; inductor failed to
     lower this backward's depthwise transposed conv), F.conv2d and autograd's own ops."""
     if not torch.is_grad_enabled():
-        return _conv_act(x, weight, bias, stride, padding, groups, lrelu, clamp)
+        return _conv_act(x, weight, bias, stride, padding, groups, lrelu, clamp)[0]
     if torch.is_autocast_enabled(x.device.type) or torch.compiler.is_compiling():
         y = F.conv2d(x, weight, bias, stride, padding, 1, groups)
         y = F.leaky_relu(y, LRELU_SLOPE) if lrelu else y
