@@ -400,6 +400,33 @@ def normalize_2nd_moment_(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x.mul_(scale)
 
 
+def stddev_group_pair(a: torch.Tensor, b: torch.Tensor, group_size: int) -> torch.Tensor | None:
+    """a and b [n, C, H, W] as one batch [2n, C, H, W] whose minibatch-stddev groups (MinibatchStdLayer:
+    sample i with i + M, i + 2M, ... for M = N / g) hold the samples they hold in a and b alone, so that a
+    discriminator's one pass over it scores each sample as two passes would; None where no such layout
+    exists (g = gcd(group_size, N) differs for n and 2n). Split the scores with split_group_pair. The batch
+    keeps a's memory format (a channels-last D is several times slower on NCHW input)."""
+    n = a.shape[0]
+    g = math.gcd(group_size, n)
+    if b.shape != a.shape or math.gcd(group_size, 2 * n) != g:
+        return None
+    m = n // g
+    fmt = torch.channels_last if a.ndim == 4 and a.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    both = torch.empty([2 * n, *a.shape[1:]], dtype=a.dtype, device=a.device, memory_format=fmt)
+    groups = both.view(g, 2, m, *a.shape[1:])     # splitting the batch dim is a view in either format
+    groups[:, 0].copy_(a.view(g, m, *a.shape[1:]))
+    groups[:, 1].copy_(b.view(g, m, *b.shape[1:]))
+    return both
+
+
+def split_group_pair(scores: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scores [2n, ...] of a stddev_group_pair batch -> (a's [n, ...], b's [n, ...])."""
+    n = scores.shape[0] // 2
+    g = math.gcd(group_size, n)
+    pairs = scores.reshape(g, 2, n // g, *scores.shape[1:])
+    return pairs[:, 0].reshape(n, *scores.shape[1:]), pairs[:, 1].reshape(n, *scores.shape[1:])
+
+
 class MinibatchStdLayer(nn.Module):
     """Appends the per-group standard deviation of features as extra channels (PGGAN/StyleGAN)."""
 

@@ -73,8 +73,10 @@ class EqualizedConv2d(nn.Module):
 
     def forward_fast(self, x: torch.Tensor) -> torch.Tensor:
         """forward() for inference. Large inputs: channels-last, the scaled weight written once in that
-        layout. Small ones (large weights): the weight as stored, the scale applied to the output."""
-        if x.shape[2] * x.shape[3] < FOLD_MIN_PIXELS:
+        layout. Small ones (large weights): the weight as stored, the scale applied to the output. Large
+        counts the whole batch's pixels: a training batch of 32 at 32x32 stays channels-last (changing its
+        layout for the conv was a copy of every activation, ~15% of PGGAN's fake generation)."""
+        if x.shape[0] * x.shape[2] * x.shape[3] < FOLD_MIN_PIXELS:
             return F.conv2d(x.contiguous(), self.weight, self.bias / self.scale, padding=self.padding).mul_(self.scale)
         weight = torch.empty_like(self.weight, memory_format=torch.channels_last)
         weight = torch.mul(self.weight, self.scale, out=weight)

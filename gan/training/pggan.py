@@ -122,8 +122,8 @@ class PGGANTrainer(Trainer):
             with torch.no_grad(), self.amp():
                 fake = G(self.latents(n)).float()
             with self.amp():
-                real_scores = self.D_main(self.augment(real)).float()
-                fake_scores = self.D_main(self.augment(fake)).float()
+                real_scores, fake_scores = (t.float() for t in self.scores_of_two(
+                    self.D_main, self.augment(real), self.augment(fake)))
             mixed = losses.interpolate_images(real, fake, torch.rand([n, 1, 1, 1], device=self.device))
             with self.amp():
                 mixed_scores = D(self.augment(mixed)).float()

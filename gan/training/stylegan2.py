@@ -101,8 +101,8 @@ class StyleGAN2Trainer(Trainer):
                 with self.amp():
                     fake = G.synthesis(ws, noise_mode="random").float()
             with self.amp():
-                fake_logits = self.D_main(self.augment(fake)).float()
-                real_logits = self.D_main(self.augment(real)).float()
+                fake_logits, real_logits = (t.float() for t in self.scores_of_two(
+                    self.D_main, self.augment(fake), self.augment(real)))
             loss = losses.d_logistic_loss(real_logits, fake_logits)
             loss.backward()
             self.augment.accumulate(real_logits)
