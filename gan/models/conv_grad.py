@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import conv_flop_count, register_flop_formula
 
 from .fused_act import LRELU_SLOPE, activation_grad, clamp_
 
@@ -48,6 +49,11 @@ def _non_leaf(t: torch.Tensor | None) -> torch.Tensor | None:
 
 # oneDNN's convolution with a fused post-op (what inductor calls on a CPU); absent in builds without oneDNN.
 _conv_pointwise = getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+if _conv_pointwise is not None:
+    # so that torch's FlopCounterMode (bench/generator.py, the incremental-render tests) counts it as the conv it is
+    @register_flop_formula(_conv_pointwise)
+    def _conv_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
 
 
 def _conv_act(x, weight, bias, stride: int, padding: int, groups: int, lrelu: bool,
