@@ -156,3 +156,13 @@ def test_on_a_cpu_the_leaky_relu_is_the_convs_own_post_op(grad):
         y = conv2d(x, w, b, **kw, lrelu=True)
     assert "mkldnn::_convolution_pointwise" in ops.names and not any("leaky_relu" in n for n in ops.names)
     assert torch.equal(y, F.leaky_relu(F.conv2d(x, w, b, **kw), 0.2))  # the same numbers as the separate op
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["training", "inference"])
+def test_flop_counting_sees_the_fused_conv(grad):
+    # bench/generator.py's GFLOP per image comes from torch's FlopCounterMode: the fused conv counts as a conv
+    from torch.utils.flop_counter import FlopCounterMode
+    x, w, b, kw = make("3x3 same")
+    with torch.set_grad_enabled(grad), FlopCounterMode(display=False) as counter:
+        y = conv2d(x, w, b, **kw, lrelu=True)
+    assert counter.get_total_flops() == 2 * y.numel() * w.shape[1] * w.shape[2] * w.shape[3]
