@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from gan.allocator import keep_freed_memory
 
@@ -23,6 +24,18 @@ def private_user_cache(tmp_path_factory):
     into the session's tmp folder unless a test sets its own (monkeypatch)."""
     os.environ["GAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
     yield
+
+
+class OpNames(TorchDispatchMode):
+    """Records the name of every aten op that runs under it (`with OpNames() as ops: ...; ops.names`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.name())
+        return func(*args, **(kwargs or {}))
 
 
 TINY = dict(img_resolution=32, img_channels=3, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256,

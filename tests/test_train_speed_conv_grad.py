@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from conftest import OpNames
 from gan.models.conv_grad import conv2d
 
 ATOL = 1e-4
@@ -135,16 +136,6 @@ def test_the_epilogue_passes_gradcheck_and_gradgradcheck_in_float64(epilogue):
     fn = lambda x, w, b: conv2d(x, w, b, **kw, lrelu=lrelu, clamp=clamp * 3 if clamp else None)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (x, w, b))
     assert torch.autograd.gradgradcheck(fn, (x, w, b))
-
-
-class OpNames(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.name())
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.skipif(not hasattr(torch.ops.mkldnn, "_convolution_pointwise"), reason="a torch without oneDNN")

@@ -7,9 +7,8 @@ Second order matters: R1 differentiates D's gradient and path-length regularisat
 """
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from conftest import tiny_config
+from conftest import OpNames, tiny_config
 from gan.models import layers
 from gan.models.conv_grad import conv2d
 from gan.models.fused_act import fused_bias_act
@@ -147,16 +146,6 @@ def test_path_length_gradients_of_G_equal_those_of_the_plain_formula(plain_bias_
         assert (fused[name] - want[name]).abs().max() < ATOL * max(1.0, want[name].abs().max()), name
 
 
-class BackwardOps(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.append(func.name())
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("node", ["fused_bias_act", "conv epilogue"])
 def test_a_clamp_nothing_reaches_costs_no_pass_and_changes_nothing(node):
     """A clamp (StyleGAN2's 256) that no value reaches is skipped forward and backward, with the same values
@@ -172,7 +161,7 @@ def test_a_clamp_nothing_reaches_costs_no_pass_and_changes_nothing(node):
     for clamp, reached in ((100.0, False), (0.5, True)):
         y = run(clamp)
         v = torch.randn_like(y)
-        with BackwardOps() as ops:
+        with OpNames() as ops:
             got = torch.autograd.grad((y * v).sum(), [x, b])
         assert ("aten::hardtanh_backward" in ops.names) == reached
         want_y = unfused().clamp(-clamp, clamp)  # autograd's clamp: no gradient where its input was beyond

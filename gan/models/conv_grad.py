@@ -16,9 +16,9 @@ or bias gradients it would throw away (one weight-gradient conv per layer, ~5% o
 
 The conv can end in a leaky ReLU and a clamp (`lrelu`, `clamp`: the epilogue of both architectures'
 plain conv layers, bias included). On a CPU in fp32 the activation is then oneDNN's post-op on the
-conv's own output (`mkldnn::_convolution_pointwise`; bitwise the separate op where measured), one pass fewer over the
-output than a separate leaky ReLU; the backward reads the output, as fused_act's node does, and is
-differentiable the same way.
+conv's own output (`mkldnn::_convolution_pointwise`; bitwise the separate op where measured), one pass
+fewer over the output than a separate leaky ReLU; the backward reads the output, as fused_act's node
+does, and is differentiable the same way.
 """
 from __future__ import annotations
 

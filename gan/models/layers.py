@@ -411,7 +411,8 @@ def stddev_group_pair(a: torch.Tensor, b: torch.Tensor, group_size: int) -> torc
     if b.shape != a.shape or math.gcd(group_size, 2 * n) != g:
         return None
     m = n // g
-    fmt = torch.channels_last if a.ndim == 4 and a.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    channels_last = a.ndim == 4 and a.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     both = torch.empty([2 * n, *a.shape[1:]], dtype=a.dtype, device=a.device, memory_format=fmt)
     groups = both.view(g, 2, m, *a.shape[1:])     # splitting the batch dim is a view in either format
     groups[:, 0].copy_(a.view(g, m, *a.shape[1:]))
