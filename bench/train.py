@@ -112,21 +112,27 @@ def steps_in_turns(roots: list[str], arch: str, res: int, batch: int, steps: int
                               env=dict(os.environ, BENCH_TRAIN_ROOT=root), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True) for root in roots]
 
-    def step(p, i: int) -> float:
-        p.stdin.write(f"{i}\n")
-        p.stdin.flush()
-        return float(p.stdout.readline())
+    def answer(k: int) -> str:
+        line = procs[k].stdout.readline()
+        if not line:
+            raise SystemExit(f"bench/train.py: the worker for {roots[k]} stopped (its error is above)")
+        return line
+
+    def step(k: int, i: int) -> float:
+        procs[k].stdin.write(f"{i}\n")
+        procs[k].stdin.flush()
+        return float(answer(k))
 
     try:
-        params = [int(p.stdout.readline()) for p in procs][0]
+        params = [int(answer(k)) for k in range(len(procs))][0]
         for i in range(warmup):
-            for p in procs:
-                step(p, 1 + i)
+            for k in range(len(procs)):
+                step(k, 1 + i)
         seconds = [[] for _ in procs]
         for i in range(steps):
             order = range(len(procs)) if i % 2 == 0 else reversed(range(len(procs)))
             for k in order:
-                seconds[k].append(step(procs[k], i))
+                seconds[k].append(step(k, i))
     finally:
         for p in procs:
             p.stdin.close()
@@ -174,7 +180,7 @@ def main(argv=None) -> int:
     if args.against:
         if not (Path(args.against) / "gan" / "training").is_dir():
             p.error(f"--against {args.against}: not a checkout of this project (no gan/training in it)")
-        return compare(args, args.against)
+        return compare(args, str(Path(args.against).resolve()))
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = "cuda" if cuda else "cpu"
 
