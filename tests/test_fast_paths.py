@@ -31,9 +31,10 @@ SG2_PATHS = {
 }
 PG_PATHS = {
     "defaults": {},
-    "channels-last and polyphase everywhere": dict(FOLD_MIN_PIXELS=0, POLYPHASE_MIN_PIXELS=0),
+    "channels-last and polyphase everywhere": dict(FOLD_MIN_PIXELS=0, POLYPHASE_MIN_PIXELS=0,
+                                                   POLYPHASE_MIN_IMAGE_PIXELS=0),
     "stored weights, upsample then conv": dict(FOLD_MIN_PIXELS=BIG, POLYPHASE_MIN_PIXELS=BIG),
-    "mixed": dict(FOLD_MIN_PIXELS=16 * 16, POLYPHASE_MIN_PIXELS=8 * 8),
+    "mixed": dict(FOLD_MIN_PIXELS=16 * 16, POLYPHASE_MIN_PIXELS=8 * 8, POLYPHASE_MIN_IMAGE_PIXELS=4 * 4),
 }
 _models = {}
 

@@ -26,9 +26,13 @@ from .layers import FOLD_MIN_PIXELS, MinibatchStdLayer, fast_path_applies, norma
 from .stylegan2 import check_noise_mode
 
 SQRT2 = math.sqrt(2.0)
-# Inputs smaller than this (pixels) upsample and convolve as written: up to 16x16 with 512 channels the
-# polyphase weights take as long to build as the multiply-adds they save (measured on a 2-core CPU).
-POLYPHASE_MIN_PIXELS = 32 * 32
+# Upsampling convs on fewer input pixels than this in the whole batch, or than POLYPHASE_MIN_IMAGE_PIXELS an
+# image, upsample and convolve as written: the polyphase weights (built per call, ~C^2 work) and the four
+# phase copies then cost more than the multiply-adds they save. Measured on a 2-core CPU (plain / polyphase
+# time): 512 channels, batch 1, 8x8 0.57x, 16x16 1.03-1.27x; batch 2 x 8x8 0.85x, batch 4 x 8x8 1.1x, batch
+# 16 x 8x8 1.5x; 64 channels, batch 32 x 4x4 0.85x, batch 16 x 8x8 1.07x, batch 32 x 16x16 1.43x.
+POLYPHASE_MIN_PIXELS = 16 * 16
+POLYPHASE_MIN_IMAGE_PIXELS = 8 * 8
 
 
 # The taps of a 3-tap kernel that act on input rows (y - 1, y) for output row 2y (phase 0) and on (y, y + 1)
@@ -84,7 +88,7 @@ class EqualizedConv2d(nn.Module):
 
     def forward_up2_nearest(self, x: torch.Tensor) -> torch.Tensor:
         """forward(F.interpolate(x, scale_factor=2, mode="nearest")) for a 3x3 conv, inference only:
-        x [N, I, H, W] -> [N, O, 2H, 2W] (channels-last from POLYPHASE_MIN_PIXELS on).
+        x [N, I, H, W] -> [N, O, 2H, 2W] (channels-last where the polyphase form runs).
 
         Polyphase: output row 2y reads upsampled rows 2y-1, 2y, 2y+1 = input rows y-1, y, y, so its
         taps (w[0], w[1] + w[2]) act on input rows (y-1, y); row 2y+1 has (w[0] + w[1], w[2]) on
@@ -92,7 +96,7 @@ class EqualizedConv2d(nn.Module):
         output pixel and input channel), then each phase is written to its place."""
         n, _, h, w = x.shape
         o, i = self.weight.shape[:2]
-        if h * w < POLYPHASE_MIN_PIXELS:  # the weight work would cost more than the multiply-adds saved
+        if n * h * w < POLYPHASE_MIN_PIXELS or h * w < POLYPHASE_MIN_IMAGE_PIXELS:  # costs more than it saves
             return self.forward_fast(F.interpolate(x, scale_factor=2, mode="nearest"))
         x = x.contiguous(memory_format=torch.channels_last)
         weight = torch.empty_like(self.weight, memory_format=torch.channels_last)
