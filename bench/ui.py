@@ -3,7 +3,9 @@
 Starts `python app.py` (the default shipped model, or --model), drives it in Debian's chromium and
 prints p50/p95 of: slider release -> new image shown, seed typed -> new image shown, and export
 (GIF, the panel's defaults) click -> download link; plus the engine's own render time, to tell
-model time from UI overhead. Target: slider p50 <= 100 ms on a 2-core CPU with the default model (issue #14).
+model time from UI overhead, and the shown image's PNG encoding at gradio's default zlib level against
+the fast one the app sends (explorer/ui/widgets.py). Target: slider p50 <= 100 ms on a 2-core CPU with
+the default model (issue #14).
 """
 from __future__ import annotations
 
@@ -96,7 +98,7 @@ def exports(page, n: int) -> list[float]:
     return out
 
 
-def engine_render_ms(model: str | None, models_dir: Path, n: int = 20) -> tuple[str, float]:
+def engine_render_ms(model: str | None, models_dir: Path, n: int = 20) -> tuple[str, float, object]:
     from explorer import ui
     from explorer.engine import open_engine
     path = ui.resolve_model(model, models_dir) if model else ui.default_model(models_dir)
@@ -109,9 +111,24 @@ def engine_render_ms(model: str | None, models_dir: Path, n: int = 20) -> tuple[
     for i in range(n):
         s = state.with_edit(0, 0.1 * (i + 1))
         t0 = time.perf_counter()
-        engine.render(s, size=ui.DISPLAY_SIZE)
+        image = engine.render(s, size=ui.DISPLAY_SIZE)
         times.append(time.perf_counter() - t0)
-    return str(path), 1000 * statistics.median(times)
+    return str(path), 1000 * statistics.median(times), image
+
+
+def png_encoding(image, n: int = 10) -> str:
+    """The shown image's PNG encoding at gradio's default zlib level and at the app's (widgets.py): median ms
+    and KB of each."""
+    from explorer.ui.widgets import PNG_COMPRESS_LEVEL, encode_png
+    cells = []
+    for level, who in ((6, "gradio's default"), (PNG_COMPRESS_LEVEL, "what the app sends")):
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            data = encode_png(image, level)
+            times.append(time.perf_counter() - t0)
+        cells.append(f"level {level} ({who}) {1000 * statistics.median(times):.1f} ms, {len(data) / 1024:.0f} KB")
+    return f"PNG of the shown {image.width} px image: " + "; ".join(cells)
 
 
 def main(argv=None) -> int:
@@ -127,7 +144,8 @@ def main(argv=None) -> int:
     import app as app_module
     threads = app_module.torch_threads(args)
     torch.set_num_threads(threads)
-    model, render_ms = engine_render_ms(args.model, Path(args.models_dir))
+    model, render_ms, image = engine_render_ms(args.model, Path(args.models_dir))
+    png = png_encoding(image)
     app_args = ["--models-dir", args.models_dir, "--model", model, "--threads", str(threads)]
     log = Path(tempfile.mkdtemp(prefix="bench-ui-")) / "app.log"
     app = App(app_args, log)
@@ -149,7 +167,7 @@ def main(argv=None) -> int:
     finally:
         app.stop()
     print(f"model: {model} ({threads} torch thread{'s' * (threads > 1)})\napp start: {app.startup_s:.1f} s; "
-          f"engine render + resize to 512 px, in this process: {render_ms:.1f} ms (median)")
+          f"engine render + resize to 512 px, in this process: {render_ms:.1f} ms (median)\n{png}")
     print(f"{'measure':<46} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, xs in rows:
         if not xs:      # e.g. --exports 0

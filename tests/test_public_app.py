@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -64,6 +65,26 @@ def assert_no_server_path(text: str, site) -> None:
     assert not re.search(r"(^|[\s'\"(=])/\w", text), text
 
 
+def zlib_level(png: str) -> int:
+    """The FLEVEL field of a PNG's zlib stream (RFC 1950: 0 for zlib levels 0-1, 1 for 2-5, 2 for the
+    default 6, 3 for 7-9), read from its first IDAT chunk."""
+    data = Path(png).read_bytes()
+    pos = 8
+    while True:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            return data[pos + 9] >> 6   # the stream's second byte, FLG
+        pos += 12 + length
+
+
+def assert_fast_lossless_png(png: str) -> None:
+    """What the app sends for an image: a PNG compressed at zlib's fastest level (widgets.png_to_cache;
+    gradio's own would be the default level), compressed at all (level 0 only stores)."""
+    img = Image.open(png)
+    assert img.format == "PNG" and zlib_level(png) == 0, (png, zlib_level(png))
+    assert Path(png).stat().st_size < len(img.tobytes()), "stored, not compressed"
+
+
 RENDER = dict(seed=3, psi=0.7, noise="const", edits=[{"component": 0, "strength": 2.0}],
               mixing={"seed": 9, "layers": [0, 1]}, size=0)
 
@@ -84,6 +105,7 @@ def test_render_is_the_engines_render_of_the_same_state(site):
     from explorer.engine import Engine
     from explorer.session import Edit, ExplorerState
     png = call(site, "/render", model="tiny-sg2", **RENDER)
+    assert_fast_lossless_png(png)
     got = np.asarray(Image.open(png).convert("RGB"))
     engine = Engine(site.models / "tiny-sg2", show_bars=False, cache_dir=site.cache)
     state = ExplorerState(seed=3, truncation_psi=0.7, edits=(Edit(0, 2.0),), mix_seed=9, mix_layers=(0, 1))
@@ -97,6 +119,8 @@ def test_directions_stages_grid_and_export_answer(site):
     assert ratios == sorted(ratios, reverse=True) and 0 < sum(ratios) <= 1.0001
     stages = call(site, "/stages", model="tiny-sg2", seed=1, psi=1.0, noise="const", edits=[], mixing={})
     assert [s["caption"] for s in stages] == ["4x4", "8x8", "16x16", "32x32"]
+    for s in stages:
+        assert_fast_lossless_png(s["image"])
     grid = Image.open(call(site, "/mix_grid", model="tiny-sg2", rows="1-2", cols="3-5", layers=[], preset="coarse",
                            psi=0.7, noise="const", size=0))
     assert grid.size == (4 * 32, 3 * 32)

@@ -22,6 +22,7 @@ from gan.seeds import parse_seeds
 from ..session import MAX_SEED, Edit, ExplorerError, ExplorerState
 from .callbacks import DEFAULT_PSI
 from .errors import bind
+from .widgets import Gallery, Image
 
 API_VERSION = 1
 
@@ -128,8 +129,8 @@ def register_api(ui) -> Api:
         frames, fps = gr.Number(12, label="frames per seed"), gr.Number(24, label="fps")
         space, fmt, loop = gr.Textbox("z", label="space"), gr.Textbox("GIF", label="format"), \
             gr.Checkbox(True, label="loop")
-        image, table = gr.Image(type="pil", format="png", label="image"), gr.JSON(label="table")
-        gallery, file = gr.Gallery(format="png", label="stages"), gr.File(label="file")
+        image, table = Image(type="pil", format="png", label="image"), gr.JSON(label="table")
+        gallery, file = Gallery(format="png", label="stages"), gr.File(label="file")
         trigger = gr.Button("api")   # never shown: the endpoints are called by name
     trigger.click(bind(api.models), None, table, api_name="models", concurrency_limit=None, **lane)
     trigger.click(bind(api.render), [model, seed, psi, noise, edits, mixing, size], image, api_name="render",

@@ -38,8 +38,8 @@ class Panels:
                 self.label_box = gr.Textbox(label="Its name (Enter saves)", placeholder="e.g. sleeve length",
                                             max_length=MAX_LABEL, scale=3, elem_id="dir_label")
                 self.preview_btn = gr.Button("Preview −3…+3σ", scale=1, min_width=120, elem_id="dir_preview_btn")
-            self.preview_strip = gr.Image(type="pil", format="png", interactive=False, buttons=[],
-                                          label="the current image along the direction", elem_id="dir_preview")
+            self.preview_strip = Image(type="pil", format="png", interactive=False, buttons=[],
+                                       label="the current image along the direction", elem_id="dir_preview")
 
     def directions_panel(self, key, user) -> None:
         """The sliders of the first key[1] PCA directions, set from the state's edits."""
@@ -136,8 +136,8 @@ class Panels:
                 rows = gr.Textbox("1-3", label="Row seeds (A)", interactive=True, elem_id="grid_rows")
                 cols = gr.Textbox("4-7", label="Column seeds (B)", interactive=True, elem_id="grid_cols")
             make = gr.Button("Make grid (checked layers, or coarse)", elem_id="grid_make")
-            grid = gr.Image(type="pil", format="png", label="rows: seeds A · columns: seeds B", interactive=False,
-                            elem_id="grid_image")
+            grid = Image(type="pil", format="png", label="rows: seeds A · columns: seeds B", interactive=False,
+                         elem_id="grid_image")
         # Everything that can be wrong is checked first, with no outputs: a refused grid leaves the
         # last one in place, with no error badge.
         make.click(bind(self.check_grid), [rows, cols], None, concurrency_limit=None, api_visibility="private",
@@ -189,9 +189,9 @@ class Panels:
                                           label="Latent", min_width=160, elem_id="project_space")
         with gr.Row():
             thumb = dict(type="pil", format="png", interactive=False, buttons=[], min_width=120)
-            self.project_before = gr.Image(label="Your image (as the model sees it)", elem_id="project_before",
-                                           **thumb)
-            self.project_after = gr.Image(label="Projected", elem_id="project_after", **thumb)
+            self.project_before = Image(label="Your image (as the model sees it)", elem_id="project_before",
+                                        **thumb)
+            self.project_after = Image(label="Projected", elem_id="project_after", **thumb)
         self.project_note = gr.Markdown("", elem_id="project_note")
 
     def build_session(self) -> None:
