@@ -16,9 +16,10 @@ for PGGAN, whose fast path does fewer multiply-adds (polyphase upsampling conv),
 that can exceed what the hardware does. The matmul peak is the median of timed 2048 x 2048 fp32 torch.mm
 calls with the same thread count. The conv peak is the median rate of one channels-last 3x3 conv, 512 to 512
 channels at 32x32, batch 1 (synthesis's widest layer): torch.mm is MKL's sgemm, which on AMD CPUs runs well
-below what oneDNN's convolutions reach (an EPYC Zen 3 VM: mm ~90-110 GFLOP/s, that conv ~130-160), so there
-the share of the mm peak overstates how close to the hardware the generator runs, and fast/conv says it. Each cell is the median of --reps timed calls after one warm-up, the
-reference and fast calls taken in turn; on a shared machine the numbers are noisy, so run it a few times.
+below what oneDNN's convolutions reach (an EPYC Zen 3 VM: mm ~85-110 GFLOP/s, that conv ~115-160), so there
+the share of the mm peak overstates how close to the hardware the generator runs, and fast/conv says it.
+Each cell is the median of --reps timed calls after one warm-up, the reference and fast calls taken in
+turn; on a shared machine the numbers are noisy, so run it a few times.
 """
 from __future__ import annotations
 

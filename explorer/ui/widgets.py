@@ -7,10 +7,10 @@ the value through; the callback clamps or rounds it, shows the result in the wid
 so the widget always shows the value the image was made with.
 
 Gradio writes an output PIL image as a PNG at zlib's default level 6, which for a 512 px photo-like
-image takes 60-120 ms on a 2-core CPU (more than a 256 px model's render at batch 16 takes per image);
-level 1 takes 13-34 ms for 6-17% more bytes (bench/ui.py prints both for the shown image). Image and
-Gallery here write PNGs at level 1 into gradio's cache, named as gradio names its own, and hand gradio
-the path: still lossless, so the download button gives the pixels the image was made with."""
+image takes 60-120 ms on a 2-core CPU (a third of a 256 px model's render, or more); level 1 takes
+13-34 ms for 6-17% more bytes (bench/ui.py prints both for the shown image). Image and Gallery here
+write PNGs at level 1 into gradio's cache, named as gradio names its own, and hand gradio the path:
+still lossless, so the download button gives the pixels the image was made with."""
 from __future__ import annotations
 
 import contextlib
