@@ -5,10 +5,11 @@ import stat
 
 import pytest
 
-from gan.io.fileio import append_line, atomic_write, atomic_write_json
+from gan.io.fileio import append_line, atomic_write, atomic_write_bytes, atomic_write_json
 
 
-def test_failed_write_keeps_the_previous_file_and_leaves_no_temp_files(tmp_path):
+@pytest.mark.parametrize("durable", [True, False])
+def test_failed_write_keeps_the_previous_file_and_leaves_no_temp_files(tmp_path, durable):
     target = tmp_path / "G.safetensors"
     target.write_bytes(b"previous")
 
@@ -17,9 +18,20 @@ def test_failed_write_keeps_the_previous_file_and_leaves_no_temp_files(tmp_path)
             fh.write(b"half")
         raise RuntimeError("disk full")
     with pytest.raises(RuntimeError):
-        atomic_write(target, crash)
+        atomic_write(target, crash, durable=durable)
     assert target.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["G.safetensors"]
+
+
+def test_a_write_that_need_not_be_durable_is_whole_and_runs_no_fsync(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    atomic_write_bytes(tmp_path / "image.png", b"png bytes", durable=False)
+    assert (tmp_path / "image.png").read_bytes() == b"png bytes" and synced == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png"]
+    atomic_write_bytes(tmp_path / "G.safetensors", b"weights")   # the default still syncs file and folder
+    assert len(synced) >= 1
 
 
 def test_written_file_gets_the_umask_mode_not_mkstemps_0600(tmp_path):

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import threading
 from pathlib import Path
 
 import gradio as gr
 from gradio.processing_utils import hash_bytes
 from PIL import Image as PILImage
+
+from gan.io.fileio import atomic_write_bytes
 
 PNG_COMPRESS_LEVEL = 1   # zlib's fastest level that still compresses (0 stores: 3-4x the bytes)
 
@@ -55,10 +56,8 @@ def png_to_cache(image: PILImage.Image, cache_dir: str) -> str:
     folder = Path(cache_dir) / hash_bytes(data)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "image.png"
-    if not path.exists():   # written whole, then renamed: a page fetching an equal image never reads half a file
-        staging = folder / f".image.png.{threading.get_ident()}"
-        staging.write_bytes(data)
-        os.replace(staging, path)
+    if not path.exists():   # whole, then renamed: a page fetching an equal image never reads half a file
+        atomic_write_bytes(path, data, durable=False)
     return str(path.resolve())
 
 
