@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan.io.json_dataclass import from_json_dict
-from gan.models.stylegan2 import NOISE_MODES
+from gan.models.config import NOISE_MODES
 from gan.seeds import parse_int_ranges as _parse_ranges
 
 FORMAT_VERSION = 1

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
 
 MAX_SEEDS = 100_000
 
 
 def z_from_seeds(seeds, z_dim: int) -> torch.Tensor:
     """Official rule: z = np.random.RandomState(seed).randn(1, z_dim). Returns float32 [N, z_dim]."""
+    # Imported here: the command lines parse --seeds while building their options, before any heavy import.
+    import numpy as np
+    import torch
     z = np.concatenate([np.random.RandomState(int(s) % (2 ** 32)).randn(1, z_dim) for s in seeds], axis=0) \
         if len(seeds) else np.zeros([0, z_dim])
     return torch.from_numpy(z).float()

@@ -82,6 +82,29 @@ def test_every_command_has_help():
         assert out.startswith(f"usage: python -m gan {cmd}") and "--" in out
 
 
+LIGHT_PARSE = """
+import sys
+from gan.__main__ import build_parser as gan_parser
+from explorer.__main__ import build_parser as explorer_parser
+gan_parser().parse_args(["generate", "--model", "m", "--seeds", "0-3", "--trunc", "0.7", "--out", "o"])
+explorer_parser().parse_args(["render", "--model", "m", "--seed", "1", "--edit", "0:2@0-3", "--out", "o.png"])
+print("torch after the light commands:", "torch" in sys.modules)
+train = gan_parser().parse_args(["train", "--data", "emoji", "--out", "o", "--kimg", "1"])
+metrics = gan_parser().parse_args(["metrics", "--model", "m", "--data", "emoji"])
+print("train:", train.func.__name__, train.data, train.kimg, "metrics:", metrics.func.__name__, metrics.num)
+"""
+
+
+def test_light_commands_parse_without_torch_and_deferred_options_arrive():
+    # Parsing (what --help and usage errors need) of every command but train and metrics imports no torch
+    # (2-3 s on two cores); train's and metrics' options are there once they are the command given.
+    proc = subprocess.run([sys.executable, "-c", LIGHT_PARSE], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert proc.stdout.splitlines() == ["torch after the light commands: False",
+                                        "train: train_command emoji 1.0 metrics: metrics_command 2000"], proc.stderr
+    usage = gan("generate", "--seeds", "1", check=False)   # a usage error, from the light path
+    assert usage.returncode == 2 and "--model" in usage.stderr and "--out" in usage.stderr
+
+
 def test_pack_keeps_the_generator_and_every_stage_and_renders_the_same(tiny_pggan, tmp_path):
     # A finished PGGAN run as the trainer leaves it: final/ (G + D) and stages/RRRxRRR (G + D).
     import shutil

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from ..io.json_dataclass import from_json_dict
 
 ARCHS = ("stylegan2", "pggan")
+# StyleGAN2 noise inputs, as the official gen_images.py --noise-mode (here, not in stylegan2.py, so that the
+# command lines can offer them without importing torch).
+NOISE_MODES = ("const", "random", "none")
 FORMAT_VERSION = 1
 
 

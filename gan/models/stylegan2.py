@@ -10,14 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import NOISE_MODES, ModelConfig
 from .layers import (CONV_UP_MATMUL_MAX_PIXELS, CONV_UP_MATMUL_MIN_CHANNELS, FOLD_MIN_PIXELS, LRELU_GAIN, Conv2dLayer,
                      FullyConnectedLayer, MinibatchStdLayer, bias_act, conv_up2_fir, demodulation_coefficients,
                      fast_path_applies, make_fir_filter, modulated_conv2d, modulated_weight, noise_act_clamp_,
                      normalize_2nd_moment, laid_out_weight, scale_channels, tap_square_sums, upsample2d,
                      upsample2d_fast)
 
-NOISE_MODES = ("const", "random", "none")
 # Inference on a CPU: blocks from this resolution on run one sample at a time, each sample's style folded
 # into its own weight (see SynthesisNetwork.forward_fast).
 PER_SAMPLE_MIN_RES = 64
