@@ -12,7 +12,8 @@ MAX_SEEDS = 100_000
 
 def z_from_seeds(seeds, z_dim: int) -> torch.Tensor:
     """Official rule: z = np.random.RandomState(seed).randn(1, z_dim). Returns float32 [N, z_dim]."""
-    # Imported here: the command lines parse --seeds while building their options, before any heavy import.
+    # Imported here, not at the top: the command lines' parsers use this module's parsing (seeds, layer ranges),
+    # and --help or a usage error should not wait 2-3 s for torch.
     import numpy as np
     import torch
     z = np.concatenate([np.random.RandomState(int(s) % (2 ** 32)).randn(1, z_dim) for s in seeds], axis=0) \
