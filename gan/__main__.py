@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import DeferredOptionsParser, positive_int, run_command
+from .cli import positive_int, run_command
+from .metrics.cli import add_metrics_arguments, metrics_command
 from .models.config import ARCHS, NOISE_MODES, ModelConfig
+from .training.cli import add_train_arguments, train_command
 
 
 def cmd_new(args) -> int:
@@ -55,24 +57,11 @@ def cmd_import(args) -> int:
     return 0
 
 
-def train_options(p: argparse.ArgumentParser) -> None:
-    from .training import add_train_arguments, train_command   # imports torch: only for `train`
-    add_train_arguments(p)
-    p.set_defaults(func=train_command)
-
-
-def metrics_options(p: argparse.ArgumentParser) -> None:
-    from .metrics import add_metrics_arguments, metrics_command   # imports torch: only for `metrics`
-    add_metrics_arguments(p)
-    p.set_defaults(func=metrics_command)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The command line. Nothing here imports torch: `train` and `metrics` add their options (defined next
-    to code that needs torch) only when they are the command given, so `--help` and usage errors of the
-    others answer at once."""
+    """The command line. Nothing here imports torch (each command imports what it needs when it runs), so
+    `--help` and usage errors answer at once."""
     parser = argparse.ArgumentParser(prog="python -m gan", description="Train, inspect and sample StyleGAN2 / PGGAN models.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=DeferredOptionsParser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("new", help="create a randomly initialised model folder",
                        description="Create a randomly initialised model folder (config.json + G/D safetensors).")
@@ -129,11 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("train", help="train a StyleGAN2 or PGGAN model",
-                       description="Train a StyleGAN2 or PGGAN model (also under torchrun).", options=train_options)
+                       description="Train a StyleGAN2 or PGGAN model (also under torchrun).")
+    add_train_arguments(p)
+    p.set_defaults(func=train_command)
 
     p = sub.add_parser("metrics", help="evaluate a model (SWD, MS-SSIM, FID, KID, IS, precision/recall)",
-                       description="Evaluate a model; prints one JSON object and appends it to <model>/metrics.jsonl.",
-                       options=metrics_options)
+                       description="Evaluate a model; prints one JSON object and appends it to <model>/metrics.jsonl.")
+    add_metrics_arguments(p)
+    p.set_defaults(func=metrics_command)
     return parser
 
 

@@ -1,11 +1,10 @@
-"""What every command line of the project shares: one-line errors (no traceback), argument types, options
-added only for the command that runs, and malloc keeping freed memory (gan/allocator.py)."""
+"""What every command line of the project shares: one-line errors (no traceback), argument types, and malloc
+keeping freed memory (gan/allocator.py)."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from typing import Callable
 
 from gan.allocator import keep_freed_memory
 
@@ -25,28 +24,6 @@ def run_command(parser: argparse.ArgumentParser, argv: list[str] | None = None) 
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-class DeferredOptionsParser(argparse.ArgumentParser):
-    """A subcommand parser whose options may come later: `options(parser)` adds them the first time this
-    parser parses, i.e. when its command is the one given (its own --help included). For commands whose
-    options live in modules that import torch (2-3 s): the top-level list and the other commands' --help
-    and usage errors need not wait for it."""
-
-    def __init__(self, *args, options: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._pending_options = options
-
-    def add_pending_options(self) -> argparse.ArgumentParser:
-        """Add the deferred options now (once); returns self."""
-        options, self._pending_options = self._pending_options, None
-        if options is not None:
-            options(self)
-        return self
-
-    def parse_known_args(self, args=None, namespace=None):
-        self.add_pending_options()
-        return super().parse_known_args(args, namespace)
 
 
 def int_at_least(low: int):

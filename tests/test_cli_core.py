@@ -88,21 +88,36 @@ from gan.__main__ import build_parser as gan_parser
 from explorer.__main__ import build_parser as explorer_parser
 gan_parser().parse_args(["generate", "--model", "m", "--seeds", "0-3", "--trunc", "0.7", "--out", "o"])
 explorer_parser().parse_args(["render", "--model", "m", "--seed", "1", "--edit", "0:2@0-3", "--out", "o.png"])
-print("torch after the light commands:", "torch" in sys.modules)
-train = gan_parser().parse_args(["train", "--data", "emoji", "--out", "o", "--kimg", "1"])
+train = gan_parser().parse_args(["train", "--data", "emoji", "--out", "o", "--kimg", "1", "--augment", "ada"])
 metrics = gan_parser().parse_args(["metrics", "--model", "m", "--data", "emoji"])
-print("train:", train.func.__name__, train.data, train.kimg, "metrics:", metrics.func.__name__, metrics.num)
+print("torch after parsing every command:", "torch" in sys.modules)
+print("train:", train.func.__name__, train.data, train.kimg, train.augment, "metrics:", metrics.func.__name__,
+      metrics.num, metrics.metrics)
+import gan.training, gan.metrics
+print("torch after importing the packages:", "torch" in sys.modules)
+from gan.training import TrainConfig, train
+from gan.metrics import METRICS, compute_metrics, inception_score
+print("exports:", TrainConfig.__name__, train.__module__, list(METRICS)[:2], compute_metrics.__module__,
+      inception_score.__module__, "torch" in sys.modules)
 """
 
 
-def test_light_commands_parse_without_torch_and_deferred_options_arrive():
-    # Parsing (what --help and usage errors need) of every command but train and metrics imports no torch
-    # (2-3 s on two cores); train's and metrics' options are there once they are the command given.
+def test_commands_parse_without_torch_and_packages_import_it_on_first_use():
+    # Parsing (what --help and usage errors need) of every command, train and metrics included, imports no
+    # torch (2-3 s on two cores); gan.training and gan.metrics import their modules when a name is used.
     proc = subprocess.run([sys.executable, "-c", LIGHT_PARSE], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert proc.stdout.splitlines() == ["torch after the light commands: False",
-                                        "train: train_command emoji 1.0 metrics: metrics_command 2000"], proc.stderr
+    assert proc.stdout.splitlines() == [
+        "torch after parsing every command: False",
+        "train: train_command emoji 1.0 ada metrics: metrics_command 2000 swd,msssim",
+        "torch after importing the packages: False",
+        "exports: TrainConfig gan.training.loop ['swd', 'msssim'] gan.metrics.evaluate gan.metrics.inception_score True",
+    ], proc.stderr
+    for command in ("train", "metrics"):
+        assert gan(command, "--help").stdout.startswith(f"usage: python -m gan {command}")
     usage = gan("generate", "--seeds", "1", check=False)   # a usage error, from the light path
     assert usage.returncode == 2 and "--model" in usage.stderr and "--out" in usage.stderr
+    bad = gan("train", "--data", "emoji", "--augment", "sometimes", check=False)
+    assert bad.returncode == 2 and "invalid choice: 'sometimes'" in bad.stderr
 
 
 def test_pack_keeps_the_generator_and_every_stage_and_renders_the_same(tiny_pggan, tmp_path):

@@ -12,22 +12,26 @@ Inception file.
 - inception.py  Inception-v3 features and class probabilities from a user-supplied TorchScript
                 file (never downloaded)
 - registry.py   METRICS: name -> what it needs + the function that computes it
-- evaluate.py   one pass over generated and real images, the cache, metrics.jsonl, the CLI
+- evaluate.py   one pass over generated and real images, the cache, metrics.jsonl
+- cli.py        the options of `python -m gan metrics`
+
+The names below are imported on first use (gan/lazy_exports.py): the command line's options (cli.py,
+registry.py) import no torch, so `python -m gan metrics --help` answers at once. The SWD function stays
+`gan.metrics.swd.swd`: exported here, it would hide the module `swd`.
 """
-from .evaluate import (DEFAULT_METRICS, DEFAULT_NUM, RESULTS_NAME, add_metrics_arguments, append_jsonl,
-                       compute_metrics, default_cache_dir, metrics_command, metrics_main, real_sample_indices)
-from .inception import INCEPTION_FILE, InceptionError, InceptionFeatures, load_inception
+from ..lazy_exports import lazy_exports
+# Bound now (it imports nothing): a lazy name is looked up only while the package lacks it, and the first import of
+# the submodule of the same name would set the package's `inception_score` to that module.
 from .inception_score import inception_score
-from .msssim import ms_ssim, msssim_diversity
-from .registry import METRICS, Metric, parse_metric_names
-from .stats import fid, fid_from_stats, kid, precision_recall
 
-# The SWD function stays `gan.metrics.swd.swd`: re-exported here, it would hide the module `swd`.
-
-__all__ = [
-    "METRICS", "Metric", "parse_metric_names", "compute_metrics", "metrics_main", "append_jsonl",
-    "add_metrics_arguments", "metrics_command", "default_cache_dir", "real_sample_indices",
-    "DEFAULT_METRICS", "DEFAULT_NUM", "RESULTS_NAME",
-    "INCEPTION_FILE", "InceptionError", "InceptionFeatures", "load_inception",
-    "ms_ssim", "msssim_diversity", "fid", "fid_from_stats", "kid", "precision_recall", "inception_score",
-]
+_EXPORTS = {
+    "evaluate": ("RESULTS_NAME", "append_jsonl", "compute_metrics", "default_cache_dir", "metrics_main",
+                 "real_sample_indices"),
+    "cli": ("add_metrics_arguments", "metrics_command"),
+    "registry": ("METRICS", "Metric", "parse_metric_names", "DEFAULT_METRICS", "DEFAULT_NUM"),
+    "inception": ("INCEPTION_FILE", "InceptionError", "InceptionFeatures", "load_inception"),
+    "msssim": ("ms_ssim", "msssim_diversity"),
+    "stats": ("fid", "fid_from_stats", "kid", "precision_recall"),
+}
+__all__ = [inception_score.__name__] + [name for names in _EXPORTS.values() for name in names]
+__getattr__, __dir__ = lazy_exports(__name__, {name: module for module, names in _EXPORTS.items() for name in names})

@@ -23,18 +23,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..cli import int_at_least
 from ..io.cache import user_cache_dir
 from ..io.fileio import append_line, atomic_write
 from ..io.images import quantise
 from ..seeds import z_from_seeds
 from .inception import InceptionFeatures, load_inception
-from .registry import METRICS, MetricInputs, SampleSet, check_num, needs_inception, parse_metric_names
+from .registry import (DEFAULT_METRICS, DEFAULT_NUM, METRICS, MetricInputs, SampleSet, check_num, needs_inception,
+                       parse_metric_names)
 from .swd import image_descriptors
 
 RESULTS_NAME = "metrics.jsonl"
-DEFAULT_METRICS = "swd,msssim"
-DEFAULT_NUM = 2000
 
 
 def default_cache_dir() -> Path:
@@ -259,36 +257,3 @@ def metrics_main(model_dir, data_spec, metrics=DEFAULT_METRICS, num: int = DEFAU
     print(json.dumps(record, allow_nan=False), flush=True)
     append_jsonl(folder / RESULTS_NAME, record)
     return record
-
-
-# ---- argparse wiring -------------------------------------------------------------------------------
-
-def add_metrics_arguments(parser) -> None:
-    """The options of `python -m gan metrics` (an argparse parser or subparser)."""
-    parser.add_argument("--model", required=True, help="model folder")
-    parser.add_argument("--data", required=True,
-                        help="real images: an image folder, a zip, or fashion-mnist | emoji | digits")
-    parser.add_argument("--metrics", default=DEFAULT_METRICS,
-                        help=f"comma-separated, from: {', '.join(METRICS)} (default {DEFAULT_METRICS}; "
-                             "fid, kid, pr and is need --inception; is: Inception Score over 10 splits, "
-                             "reported as is and is_std)")
-    parser.add_argument("--num", type=int_at_least(2), default=DEFAULT_NUM,
-                        help=f"generated images, and real ones when the dataset has that many (default {DEFAULT_NUM}; "
-                             "papers use 50000 for FID)")
-    parser.add_argument("--inception", metavar="PATH", default=None,
-                        help="Inception-v3 TorchScript file pt_inception-2015-12-05-6726825d.pt (as used by "
-                             "StyleGAN2-ADA); needed by fid, kid, pr, is; never downloaded")
-    parser.add_argument("--batch", type=int_at_least(1), default=64, help="images per batch (default 64)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the real sample and the metrics' randomness")
-    parser.add_argument("--device", default="cpu", help="torch device for the generator and Inception (default cpu)")
-    parser.add_argument("--cache-dir", default="auto", metavar="DIR",
-                        help="where real-image Inception features are cached (default: $GAN_CACHE_DIR/metrics, "
-                             "else ~/.cache/gan-latent-explorer/metrics)")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the feature cache")
-
-
-def metrics_command(args) -> int:
-    """`python -m gan metrics`: user errors surface as ValueError (printed as one line by the caller)."""
-    metrics_main(args.model, args.data, args.metrics, args.num, args.inception, batch=args.batch, seed=args.seed,
-                 cache_dir=None if args.no_cache else args.cache_dir, device=args.device)
-    return 0

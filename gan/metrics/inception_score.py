@@ -12,13 +12,12 @@ this function takes any probability matrix, which is how the tests check it.
 """
 from __future__ import annotations
 
-import numpy as np
-
 NUM_SPLITS = 10
 
 
 def inception_score(probs, num_splits: int = NUM_SPLITS) -> tuple[float, float]:
     """(mean, std) of the Inception Score over `num_splits` parts of probs [N, classes] (rows sum to 1)."""
+    import numpy as np   # here: the command line reads NUM_SPLITS (registry.py) and should not wait for numpy
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2:
         raise ValueError(f"class probabilities must be a matrix [N, classes], got shape {list(probs.shape)}")

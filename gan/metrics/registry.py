@@ -13,12 +13,18 @@ Each function returns a flat dict of floats: the keys that appear in results and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import numpy as np
-import torch
+from .inception_score import NUM_SPLITS, inception_score
 
-from . import inception_score, msssim, stats, swd
+# torch (2-3 s to import) only where a metric is computed, so that the command line's options (cli.py) and
+# the names and needs here cost nothing
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+DEFAULT_METRICS = "swd,msssim"
+DEFAULT_NUM = 2000
 
 
 @dataclass
@@ -31,15 +37,19 @@ class SampleSet:
     probs: list[np.ndarray] = field(default_factory=list)                # Inception softmax batches
 
     def descriptors(self) -> list[torch.Tensor]:
+        import torch
         return [torch.cat(per_level) for per_level in zip(*self.swd_levels)]
 
     def image_pool(self) -> torch.Tensor:
+        import torch
         return torch.cat(self.images)
 
     def feature_matrix(self) -> np.ndarray:
+        import numpy as np
         return np.concatenate(self.features).astype(np.float64)
 
     def prob_matrix(self) -> np.ndarray:
+        import numpy as np
         return np.concatenate(self.probs).astype(np.float64)
 
 
@@ -62,30 +72,35 @@ class Metric:
 
 
 def _swd(x: MetricInputs) -> dict:
+    from . import swd
     return swd.swd_from_descriptors(x.real.descriptors(), x.fake.descriptors(),
                                     swd.pyramid_resolutions(x.resolution), seed=x.seed)
 
 
 def _msssim(x: MetricInputs) -> dict:
     # The real images' score is the reference: a model as diverse as its data scores about the same.
+    from . import msssim
     return {"msssim": msssim.msssim_diversity(x.fake.image_pool(), x.msssim_pairs, seed=x.seed),
             "msssim_real": msssim.msssim_diversity(x.real.image_pool(), x.msssim_pairs, seed=x.seed)}
 
 
 def _fid(x: MetricInputs) -> dict:
+    from . import stats
     return {"fid": stats.fid(x.real.feature_matrix(), x.fake.feature_matrix())}
 
 
 def _kid(x: MetricInputs) -> dict:
+    from . import stats
     return {"kid": stats.kid(x.real.feature_matrix(), x.fake.feature_matrix(), seed=x.seed)}
 
 
 def _is(x: MetricInputs) -> dict:
-    mean, std = inception_score.inception_score(x.fake.prob_matrix(), inception_score.NUM_SPLITS)
+    mean, std = inception_score(x.fake.prob_matrix(), NUM_SPLITS)
     return {"is": mean, "is_std": std}
 
 
 def _pr(x: MetricInputs) -> dict:
+    from . import stats
     return stats.precision_recall(x.real.feature_matrix(), x.fake.feature_matrix(), k=3)
 
 
@@ -99,8 +114,8 @@ METRICS: dict[str, Metric] = {
     "pr": Metric("pr", frozenset({"inception"}), _pr,
                  "improved precision (quality) and recall (coverage), k = 3; higher is better"),
     "is": Metric("is", frozenset({"probs"}), _is,
-                 f"Inception Score, mean and std over {inception_score.NUM_SPLITS} splits (StyleGAN2-ADA); "
-                 "higher is better", min_num=inception_score.NUM_SPLITS),
+                 f"Inception Score, mean and std over {NUM_SPLITS} splits (StyleGAN2-ADA); "
+                 "higher is better", min_num=NUM_SPLITS),
 }
 
 # What needs the Inception file (FID, KID, PR: features; IS: class probabilities).

@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-AUGMENT_MODES = ("none", "fixed", "ada")
+from .config import AUGMENT_MODES
+
 OPS = ("translation", "color", "cutout")
 
 

@@ -1,5 +1,8 @@
 """`python -m gan train`: options, --dry-run, and the call into the training loop.
 
+The options import no torch (config.py, presets.py), so `--help` and usage errors answer at once; the
+loop is imported when the command runs.
+
 Options left unset on the command line stay absent from the namespace, so that re-running a run
 folder keeps its stored options and only what is given changes (gan/training/run.py, resolve_resume).
 """
@@ -10,10 +13,8 @@ import dataclasses
 import json
 import os
 
-from .config import TrainConfig
+from .config import AUGMENT_MODES, TrainConfig
 from .presets import CFG_NAMES
-from .loop import prepare, train
-from .run import resolve_resume, run_description
 
 
 def _default(name: str):
@@ -86,7 +87,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt(g, "--drift", float, "PGGAN drift-term epsilon")
     g = parser.add_argument_group("augmentation (differentiable, applied to reals and fakes)")
     opt(g, "--augment", str, "none | fixed | ada | auto (StyleGAN2: ada, the official default for every --cfg; "
-        "PGGAN: none)", choices=("auto", "none", "fixed", "ada"))
+        "PGGAN: none)", choices=("auto",) + AUGMENT_MODES)
     opt(g, "--augment-p", float, "probability (fixed) or starting probability (ada); -1 = fixed 1, ada 0")
     opt(g, "--ada-target", float, "ADA target for E[sign(D(real))]")
     opt(g, "--ada-kimg", float, "ADA speed: p can go from 0 to 1 in this many kimg (official 500; short runs may "
@@ -112,6 +113,8 @@ def given_options(args: argparse.Namespace) -> dict:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    from .loop import prepare, train                  # torch: only once training (or --dry-run) runs
+    from .run import resolve_resume, run_description
     point = resolve_resume(given_options(args), load=False)  # merged with the stored run's options, checked
     if getattr(args, "dry_run", False):
         cfg, ds = prepare(point.cfg, gpus=int(os.environ.get("WORLD_SIZE", "1")))  # as torchrun would start it

@@ -12,12 +12,12 @@ import math
 import os
 from dataclasses import dataclass
 
-from .augment import AUGMENT_MODES
 from .presets import CFG_NAMES, preset
 from ..io.json_dataclass import from_json_dict
 from ..models.config import ARCHS, ConfigError, ModelConfig, is_power_of_two
 from ..seeds import parse_seeds
 
+AUGMENT_MODES = ("none", "fixed", "ada")    # augment.py's; here, so that the options import no torch
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 GREYSCALE_BUILTINS = ("digits", "fashion-mnist")
