@@ -24,7 +24,7 @@ from ..lazy_exports import lazy_exports
 # the submodule of the same name would set the package's `inception_score` to that module.
 from .inception_score import inception_score
 
-_EXPORTS = {
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "evaluate": ("RESULTS_NAME", "append_jsonl", "compute_metrics", "default_cache_dir", "metrics_main",
                  "real_sample_indices"),
     "cli": ("add_metrics_arguments", "metrics_command"),
@@ -32,6 +32,5 @@ _EXPORTS = {
     "inception": ("INCEPTION_FILE", "InceptionError", "InceptionFeatures", "load_inception"),
     "msssim": ("ms_ssim", "msssim_diversity"),
     "stats": ("fid", "fid_from_stats", "kid", "precision_recall"),
-}
-__all__ = [inception_score.__name__] + [name for names in _EXPORTS.values() for name in names]
-__getattr__, __dir__ = lazy_exports(__name__, {name: module for module, names in _EXPORTS.items() for name in names})
+})
+__all__.insert(0, inception_score.__name__)

@@ -7,7 +7,5 @@ The names below are imported on first use (gan/lazy_exports.py): the command lin
 (cli.py, config.py, presets.py) import no torch, so `python -m gan train --help` answers at once."""
 from ..lazy_exports import lazy_exports
 
-__all__ = ["TrainConfig", "TrainConfigError", "add_train_arguments", "train", "train_command"]
-__getattr__, __dir__ = lazy_exports(__name__, {
-    "TrainConfig": "config", "TrainConfigError": "config", "add_train_arguments": "cli", "train_command": "cli",
-    "train": "loop"})
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "config": ("TrainConfig", "TrainConfigError"), "cli": ("add_train_arguments", "train_command"), "loop": ("train",)})
